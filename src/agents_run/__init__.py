@@ -1,0 +1,60 @@
+"""agents-run: agent runs behind one infrastructure seam, ``get_infra()``."""
+
+from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run.application.agents import register_agent
+from agents_run.application.cancel_run import cancel_run
+from agents_run.application.infra import Infra, get_infra, reset_infra, set_infra, use_infra
+from agents_run.application.outbox_publisher import (
+    drain_outbox_for_run,
+    publish_pending_outbox_events_once,
+)
+from agents_run.application.run_until_idle import run_until_idle
+from agents_run.application.run_worker import run_worker_once
+from agents_run.application.start_run import start_run
+from agents_run.application.stream_run import stream_run
+from agents_run.config import load_infra_from_config
+from agents_run.domain.events import RunEvent, RunStatus
+from agents_run.errors import (
+    AgentsRunError,
+    DrainDidNotSettle,
+    InfraConfigError,
+    InfraUnavailable,
+    InvalidArgument,
+    RunNotFound,
+    StreamIdleTimeout,
+    UnknownAgent,
+)
+from agents_run.ports import EventBusPort, QueuePort, RunStorePort
+
+__all__ = [
+    "AgentsRunError",
+    "DrainDidNotSettle",
+    "EventBusPort",
+    "InMemoryEventBus",
+    "InMemoryQueue",
+    "InMemoryRunStore",
+    "Infra",
+    "InfraConfigError",
+    "InfraUnavailable",
+    "InvalidArgument",
+    "QueuePort",
+    "RunEvent",
+    "RunNotFound",
+    "RunStatus",
+    "RunStorePort",
+    "StreamIdleTimeout",
+    "UnknownAgent",
+    "cancel_run",
+    "drain_outbox_for_run",
+    "get_infra",
+    "load_infra_from_config",
+    "publish_pending_outbox_events_once",
+    "register_agent",
+    "reset_infra",
+    "run_until_idle",
+    "run_worker_once",
+    "set_infra",
+    "start_run",
+    "stream_run",
+    "use_infra",
+]

@@ -1,0 +1,265 @@
+"""Deterministic in-memory adapters: no timers, no background tasks, no threads.
+
+Ids come from a counter and time from a clock that moves only when told, so the same test does
+the same thing every time it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.errors import InvalidArgument, RunNotFound, StaleRunState
+from agents_run.ports import Job, OutboxRow, QueueCounts
+
+DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class SequentialIds:
+    """Run ids ``run-000001``, ``run-000002``, ... in creation order."""
+
+    def __init__(self, prefix: str = "run-") -> None:
+        self._prefix = prefix
+        self._counter = itertools.count(1)
+
+    def new_run_id(self) -> str:
+        return f"{self._prefix}{next(self._counter):06d}"
+
+
+class ManualClock:
+    """A clock that stands still until ``advance`` or ``set`` moves it."""
+
+    def __init__(self, start: datetime = DEFAULT_EPOCH) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        self._now = when
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+class InMemorySubscription:
+    def __init__(self, bus: InMemoryEventBus, run_id: str) -> None:
+        self._bus = bus
+        self.run_id = run_id
+        self._events: asyncio.Queue[RunEvent] = asyncio.Queue()
+        self.closed = False
+
+    def deliver(self, event: RunEvent) -> None:
+        self._events.put_nowait(event)
+
+    async def next_event(self, timeout: float) -> RunEvent | None:
+        if self.closed:
+            return None
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._bus._unsubscribe(self)
+
+    async def __aiter__(self) -> AsyncIterator[RunEvent]:
+        while not self.closed:
+            yield await self._events.get()
+
+
+class InMemoryEventBus:
+    """Delivers each published event to every open subscription of its run, in publish order."""
+
+    def __init__(self) -> None:
+        self._subscriptions: dict[str, list[InMemorySubscription]] = {}
+        self.published: list[RunEvent] = []
+
+    async def publish(self, event: RunEvent) -> None:
+        self.published.append(event)
+        for subscription in self._subscriptions.get(event.run_id, []):
+            subscription.deliver(event)
+
+    async def subscribe(self, run_id: str) -> InMemorySubscription:
+        subscription = InMemorySubscription(self, run_id)
+        self._subscriptions.setdefault(run_id, []).append(subscription)
+        return subscription
+
+    def open_subscriptions(self) -> list[str]:
+        """Run ids with a subscription still open (one entry per subscription)."""
+        return [run_id for run_id, subs in self._subscriptions.items() for _ in subs]
+
+    def _unsubscribe(self, subscription: InMemorySubscription) -> None:
+        subs = self._subscriptions.get(subscription.run_id, [])
+        subs.remove(subscription)
+        if not subs:
+            del self._subscriptions[subscription.run_id]
+
+    async def aclose(self) -> None:
+        for subs in list(self._subscriptions.values()):
+            for subscription in list(subs):
+                await subscription.aclose()
+
+
+class InMemoryQueue:
+    """FIFO jobs, one per run; a taken job is active until completed or failed."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[Job] = deque()
+        self._active: dict[str, Job] = {}
+        self._known: set[str] = set()
+        self.completed: list[Job] = []
+        self.failed: list[tuple[Job, str]] = []
+
+    async def enqueue(self, run_id: str) -> None:
+        if run_id in self._known:
+            return
+        self._known.add(run_id)
+        self._waiting.append(Job(run_id=run_id))
+
+    async def take_next(self) -> Job | None:
+        if not self._waiting:
+            return None
+        job = self._waiting.popleft()
+        self._active[job.run_id] = job
+        return job
+
+    async def complete(self, job: Job) -> None:
+        self.completed.append(self._finish(job))
+
+    async def fail(self, job: Job, error: str) -> None:
+        self.failed.append((self._finish(job), error))
+
+    def _finish(self, job: Job) -> Job:
+        try:
+            return self._active.pop(job.run_id)
+        except KeyError:
+            raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
+
+    def requeue_active(self) -> list[Job]:
+        """Put active jobs back at the front, as a stalled-job checker does for a lost worker."""
+        stalled = [replace(job, attempt=job.attempt + 1) for job in self._active.values()]
+        self._active.clear()
+        self._waiting.extendleft(reversed(stalled))
+        return stalled
+
+    async def counts(self) -> QueueCounts:
+        return QueueCounts(waiting=len(self._waiting), active=len(self._active))
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass
+class _StoredRun:
+    run: Run
+    events: list[RunEvent] = field(default_factory=list)
+
+
+@dataclass
+class InMemoryOutboxClaim:
+    store: InMemoryRunStore
+    rows: Sequence[OutboxRow]
+
+    async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
+        for row in rows:
+            self.store._outbox.pop(row.id, None)
+
+
+class InMemoryRunStore:
+    """Runs, events and outbox in dicts; every method is atomic because none of them awaits."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _StoredRun] = {}
+        self._outbox: dict[int, OutboxRow] = {}
+        self._claimed: set[int] = set()
+        self._outbox_ids = itertools.count(1)
+
+    async def create_run(self, run: Run) -> None:
+        if run.id in self._runs:
+            raise InvalidArgument(f"run {run.id!r} already exists")
+        # Copies, as a real store would keep: a caller mutating its dict later changes nothing.
+        self._runs[run.id] = _StoredRun(
+            replace(run, input=copy.deepcopy(ensure_json_object(run.input, "run input")))
+        )
+
+    async def get_run(self, run_id: str) -> Run:
+        return self._stored(run_id).run
+
+    async def append_event(
+        self,
+        run_id: str,
+        type: str,
+        data: JsonObject,
+        *,
+        at: datetime,
+        expected_status: RunStatus | None = None,
+    ) -> RunEvent:
+        stored = self._stored(run_id)
+        run = stored.run
+        if expected_status is not None and run.status != expected_status:
+            raise StaleRunState(
+                f"run {run_id!r} is {run.status.value}, not {expected_status.value}"
+            )
+        new_status = status_after(run.status, type)
+        event = RunEvent(run_id=run_id, seq=run.last_seq + 1, type=type, data=copy.deepcopy(data))
+        stored.events.append(event)
+        stored.run = replace(run, status=new_status, last_seq=event.seq, updated_at=at)
+        row_id = next(self._outbox_ids)
+        self._outbox[row_id] = OutboxRow(id=row_id, event=event)
+        return event
+
+    async def read_events(
+        self, run_id: str, from_seq: int = 1, limit: int | None = None
+    ) -> list[RunEvent]:
+        events = self._stored(run_id).events[from_seq - 1 :]
+        return events if limit is None else events[:limit]
+
+    async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
+        stored = self._stored(run_id)
+        run = stored.run
+        if run.cancel_requested or run.status.is_terminal:
+            return False
+        stored.run = replace(run, cancel_requested=True, updated_at=at)
+        return True
+
+    async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
+        return [
+            row for row in self._outbox.values() if run_id is None or row.event.run_id == run_id
+        ]
+
+    @asynccontextmanager
+    async def claim_outbox(
+        self, *, run_id: str | None = None, limit: int = 500
+    ) -> AsyncIterator[InMemoryOutboxClaim]:
+        rows = [row for row in await self.pending_outbox(run_id) if row.id not in self._claimed][
+            :limit
+        ]
+        ids = {row.id for row in rows}
+        self._claimed |= ids
+        try:
+            yield InMemoryOutboxClaim(self, rows)
+        finally:
+            self._claimed -= ids
+
+    def run_ids(self) -> list[str]:
+        return list(self._runs)
+
+    def _stored(self, run_id: str) -> _StoredRun:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFound(run_id) from None
+
+    async def aclose(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Use cases and workers. They reach infrastructure only through ``get_infra()``."""

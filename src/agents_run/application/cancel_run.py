@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from contextlib import suppress
+
+from agents_run.application.infra import get_infra
+from agents_run.domain.events import RUN_CANCELLED, RunStatus
+from agents_run.errors import StaleRunState
+
+
+async def cancel_run(run_id: str) -> bool:
+    """Request cancellation; True where this call requested it, False where it was already
+    requested or the run has ended. Raises ``RunNotFound`` for an unknown run.
+
+    A queued run is cancelled at once (its agent never runs); a running run stops at its next
+    step boundary, where the worker records ``RunCancelled``.
+    """
+    infra = get_infra()
+    if not await infra.store.request_cancel(run_id, at=infra.clock.now()):
+        return False
+    # Where a worker started the run meanwhile, it sees the flag at its next step boundary.
+    with suppress(StaleRunState):
+        await infra.store.append_event(
+            run_id, RUN_CANCELLED, {}, at=infra.clock.now(), expected_status=RunStatus.QUEUED
+        )
+    return True

@@ -1,0 +1,39 @@
+"""The outbox publisher: pushes appended events to the bus, marking each row once published."""
+
+from __future__ import annotations
+
+from agents_run.application.infra import get_infra
+
+BATCH_SIZE = 500
+
+
+async def publish_pending_outbox_events_once() -> int:
+    """Publish the rows the outbox holds now, in outbox order; return how many were published."""
+    return await _publish(run_id=None)
+
+
+async def drain_outbox_for_run(run_id: str) -> int:
+    """Publish ``run_id``'s pending rows, in seq order; return how many were published.
+
+    Raises ``RunNotFound`` for an unknown run rather than silently publishing nothing.
+    """
+    await get_infra().store.get_run(run_id)
+    return await _publish(run_id=run_id)
+
+
+async def _publish(run_id: str | None) -> int:
+    infra = get_infra()
+    # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
+    budget = len(await infra.store.pending_outbox(run_id))
+    published = 0
+    while published < budget:
+        async with infra.store.claim_outbox(
+            run_id=run_id, limit=min(BATCH_SIZE, budget - published)
+        ) as claim:
+            if not claim.rows:
+                break  # the rest is claimed by another publisher
+            for row in claim.rows:
+                await infra.bus.publish(row.event)
+                await claim.mark_published([row])
+                published += 1
+    return published

@@ -1,0 +1,123 @@
+"""The worker: executes one queued run's agent step by step. It only appends; publishing is the
+outbox publisher's job."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from agents_run.application.agents import get_agent
+from agents_run.application.infra import Infra, get_infra
+from agents_run.domain.events import (
+    RUN_CANCELLED,
+    RUN_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    RUN_STEP,
+    RunStatus,
+)
+from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.errors import StaleRunState
+from agents_run.ports import Job
+
+log = logging.getLogger("agents_run.worker")
+
+
+async def run_worker_once() -> bool:
+    """Take at most one queued job and run its agent to the end or to cancellation.
+
+    Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``; a
+    failing store or queue raises, after failing the job so that it is not lost silently.
+    """
+    infra = get_infra()
+    job = await infra.queue.take_next()
+    if job is None:
+        return False
+    try:
+        await _execute(infra, job)
+    except BaseException as error:
+        await infra.queue.fail(job, f"{type(error).__name__}: {error}")
+        raise
+    await infra.queue.complete(job)
+    return True
+
+
+async def _execute(infra: Infra, job: Job) -> None:
+    run = await infra.store.get_run(job.run_id)
+    if run.status.is_terminal:
+        return  # cancelled while queued, or finished by a worker whose job was retried
+    if run.status is RunStatus.RUNNING:
+        # A previous worker took this job and was lost mid-run; its steps are recorded but its
+        # agent's state is gone, so the honest end is a failure that says so.
+        await _append(
+            infra,
+            job.run_id,
+            RUN_FAILED,
+            {
+                "error_type": "WorkerLost",
+                "message": f"the worker running attempt {job.attempt - 1} stopped before the run "
+                "ended; start a new run to retry",
+            },
+        )
+        return
+    if run.cancel_requested:
+        await _append(infra, job.run_id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
+        return
+    try:
+        await _append(
+            infra, job.run_id, RUN_STARTED, {"agent": run.agent}, expected_status=RunStatus.QUEUED
+        )
+    except StaleRunState:
+        return  # cancelled between our read and our append: cancel_run recorded the end
+    log.info("run %s started (agent %s)", run.id, run.agent)
+    terminal = await _run_agent(infra, job.run_id, run.agent, run.input)
+    log.info("run %s ended: %s", run.id, terminal)
+
+
+async def _run_agent(infra: Infra, run_id: str, agent_name: str, input: JsonObject) -> str:
+    """Append one RunStep per yield, then the terminal event; returns the terminal type.
+
+    Only the agent's own errors end the run with RunFailed; store and queue errors propagate.
+    """
+    try:
+        steps = get_agent(agent_name)(copy.deepcopy(input))
+    except Exception as error:
+        await _append(infra, run_id, RUN_FAILED, _error_data(error))
+        return RUN_FAILED
+    try:
+        while True:
+            try:
+                step = await anext(steps)
+                data = ensure_json_object(step, f"step data yielded by agent {agent_name!r}")
+            except StopAsyncIteration:
+                break
+            except Exception as error:
+                await _append(infra, run_id, RUN_FAILED, _error_data(error))
+                return RUN_FAILED
+            await _append(infra, run_id, RUN_STEP, data)
+            if (await infra.store.get_run(run_id)).cancel_requested:
+                await _append(infra, run_id, RUN_CANCELLED, {})
+                return RUN_CANCELLED
+    finally:
+        close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
+        if close is not None:
+            await close()
+    await _append(infra, run_id, RUN_FINISHED, {})
+    return RUN_FINISHED
+
+
+def _error_data(error: BaseException) -> JsonObject:
+    return {"error_type": type(error).__name__, "message": str(error)}
+
+
+async def _append(
+    infra: Infra,
+    run_id: str,
+    type: str,
+    data: JsonObject,
+    *,
+    expected_status: RunStatus | None = None,
+) -> None:
+    await infra.store.append_event(
+        run_id, type, data, at=infra.clock.now(), expected_status=expected_status
+    )

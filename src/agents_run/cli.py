@@ -1,0 +1,95 @@
+"""The ``agents-run`` command. Every subcommand reads its infrastructure from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+
+from agents_run.application.cancel_run import cancel_run
+from agents_run.application.infra import get_infra
+from agents_run.application.start_run import start_run
+from agents_run.application.stream_run import stream_run
+from agents_run.config import load_infra_from_config
+from agents_run.demo import run_demo
+from agents_run.errors import AgentsRunError
+from agents_run.formatting import format_event
+
+
+async def _start(args: argparse.Namespace) -> int:
+    try:
+        run_input = json.loads(args.input)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"agents-run start: --input is not JSON: {error}") from None
+    print(await start_run(args.agent, run_input))
+    return 0
+
+
+async def _tail(args: argparse.Namespace) -> int:
+    async for event in stream_run(args.run_id, args.from_seq, idle_timeout=args.idle_timeout):
+        print(format_event(event), flush=True)
+    return 0
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    requested = await cancel_run(args.run_id)
+    print("cancellation requested" if requested else "already cancelled or ended")
+    return 0
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    return await run_demo(print)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="agents-run",
+        description="Start, execute, stream and cancel agent runs. Infrastructure comes from "
+        "AGENTS_RUN_BUS_URL, AGENTS_RUN_QUEUE_URL, AGENTS_RUN_STORE_URL (default memory://).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
+    demo.set_defaults(handler=_demo)
+
+    start = commands.add_parser("start", help="start a run and print its id")
+    start.add_argument("agent")
+    start.add_argument("--input", default="{}", help="the run's input as a JSON object")
+    start.set_defaults(handler=_start)
+
+    tail = commands.add_parser("tail", help="print a run's events, backfill then live")
+    tail.add_argument("run_id")
+    tail.add_argument("--from-seq", type=int, default=None, metavar="N")
+    tail.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS")
+    tail.set_defaults(handler=_tail)
+
+    cancel = commands.add_parser("cancel", help="request a run's cancellation")
+    cancel.add_argument("run_id")
+    cancel.set_defaults(handler=_cancel)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        load_infra_from_config()
+
+        async def run() -> int:
+            try:
+                code: int = await args.handler(args)
+                return code
+            finally:
+                await get_infra().aclose()
+
+        return asyncio.run(run())
+    except AgentsRunError as error:
+        print(f"agents-run {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

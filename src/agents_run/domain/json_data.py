@@ -1,0 +1,45 @@
+"""JSON-only data: checked at the edge so that every adapter can store and send it unchanged."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from agents_run.errors import InvalidArgument
+
+JsonObject = dict[str, Any]
+
+
+def ensure_json_object(value: object, what: str) -> JsonObject:
+    """Return ``value`` if it is a JSON object (str keys, JSON values all the way down).
+
+    Tuples, sets, bytes, NaN and non-string keys are rejected rather than silently converted,
+    because a value that changes on its way through a store is a value that was lost.
+    """
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
+    _check(value, what)
+    return value
+
+
+def _check(value: object, path: str) -> None:
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{path} is {value!r}: JSON has no NaN or infinity")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgument(f"{path} has key {key!r}: JSON object keys must be strings")
+            _check(item, f"{path}[{key!r}]")
+        return
+    raise InvalidArgument(
+        f"{path} is a {type(value).__name__}: only dict, list, str, int, float, bool and None "
+        "are JSON (convert it before passing it in)"
+    )

@@ -1,0 +1,58 @@
+"""Errors raised by agents-run. Every one says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class AgentsRunError(Exception):
+    """Base class of every error agents-run raises on purpose."""
+
+
+class RunNotFound(AgentsRunError, LookupError):
+    """No run has this id in the configured store."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(
+            f"run {run_id!r} not found: check the id (as returned by start_run) and that this "
+            "process uses the same store as the one that started it (AGENTS_RUN_STORE_URL)"
+        )
+        self.run_id = run_id
+
+
+class UnknownAgent(AgentsRunError, LookupError):
+    """No agent is registered under this name."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(sorted(known)) or "none"
+        super().__init__(
+            f"unknown agent {name!r} (registered: {listed}); register it with "
+            "register_agent(name, fn) in a module that the caller and the worker both import"
+        )
+        self.name = name
+
+
+class InvalidArgument(AgentsRunError, ValueError):
+    """An argument of a public call is malformed (nothing was persisted or enqueued)."""
+
+
+class InvalidTransition(AgentsRunError):
+    """An event would break the run's life cycle (for instance a step after the terminal event)."""
+
+
+class StaleRunState(AgentsRunError):
+    """The run is no longer in the state the caller expected; another party moved it first."""
+
+
+class InfraConfigError(AgentsRunError, ValueError):
+    """The configuration names infrastructure in a form agents-run does not accept."""
+
+
+class InfraUnavailable(AgentsRunError, ConnectionError):
+    """A server did not answer within its deadline."""
+
+
+class StreamIdleTimeout(AgentsRunError, TimeoutError):
+    """A stream waited longer than its idle timeout for the run's next event."""
+
+
+class DrainDidNotSettle(AgentsRunError):
+    """run_until_idle reached max_steps while work was still left."""

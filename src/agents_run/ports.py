@@ -1,0 +1,176 @@
+"""The ports: what the application needs from infrastructure, and nothing more.
+
+Every method is a coroutine so that one set of use cases drives both the in-memory adapters and
+the networked ones. Adapters raise ``RunNotFound`` for unknown runs and ``InfraUnavailable`` where
+a server does not answer within its deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from agents_run.domain.events import Run, RunEvent, RunStatus
+from agents_run.domain.json_data import JsonObject
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """One subscriber's live feed of one run's events, in publish order."""
+
+    async def next_event(self, timeout: float) -> RunEvent | None:
+        """The next event published after the subscription started, or None after ``timeout`` s."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop receiving. Idempotent."""
+        ...
+
+    def __aiter__(self) -> AsyncIterator[RunEvent]: ...
+
+
+@runtime_checkable
+class EventBusPort(Protocol):
+    """Fan-out of published events to live subscribers. At-most-once: the store is the truth."""
+
+    async def publish(self, event: RunEvent) -> None: ...
+
+    async def subscribe(self, run_id: str) -> Subscription:
+        """Subscribe to ``run_id``; every event published after this returns is delivered."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Job:
+    """A queued request to execute one run. ``attempt`` counts takes of the same job."""
+
+    run_id: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    waiting: int
+    active: int
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.active
+
+
+@runtime_checkable
+class QueuePort(Protocol):
+    """A job queue driven step by step: take, then complete or fail."""
+
+    async def enqueue(self, run_id: str) -> None:
+        """Queue a job for ``run_id``; enqueueing a run that already has a job does nothing."""
+        ...
+
+    async def take_next(self) -> Job | None:
+        """Take the next waiting job without blocking; None where none is waiting."""
+        ...
+
+    async def complete(self, job: Job) -> None: ...
+
+    async def fail(self, job: Job, error: str) -> None: ...
+
+    async def counts(self) -> QueueCounts: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """An appended event waiting to be published. ``id`` orders rows across runs."""
+
+    id: int
+    event: RunEvent
+
+
+class OutboxClaim(Protocol):
+    """Rows claimed by one publisher; other publishers skip them until the claim ends."""
+
+    rows: Sequence[OutboxRow]
+
+    async def mark_published(self, rows: Sequence[OutboxRow]) -> None: ...
+
+
+@runtime_checkable
+class RunStorePort(Protocol):
+    """Runs, their events and the outbox. The single source of truth."""
+
+    async def create_run(self, run: Run) -> None: ...
+
+    async def get_run(self, run_id: str) -> Run:
+        """The run; raises ``RunNotFound``."""
+        ...
+
+    async def append_event(
+        self,
+        run_id: str,
+        type: str,
+        data: JsonObject,
+        *,
+        at: datetime,
+        expected_status: RunStatus | None = None,
+    ) -> RunEvent:
+        """Append the run's next event and its outbox row in one atomic step.
+
+        The store allocates ``seq`` (last + 1) and moves the run's status as
+        ``domain.events.status_after`` says, raising ``InvalidTransition`` where that is not
+        allowed and ``StaleRunState`` where ``expected_status`` is given and is not the run's.
+        """
+        ...
+
+    async def read_events(
+        self, run_id: str, from_seq: int = 1, limit: int | None = None
+    ) -> list[RunEvent]:
+        """Events with seq >= from_seq in seq order; raises ``RunNotFound``."""
+        ...
+
+    async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
+        """Flag the run for cancellation; True where this call set the flag on a live run."""
+        ...
+
+    async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
+        """Unpublished rows (of one run, or all) in outbox order, claimed or not."""
+        ...
+
+    def claim_outbox(
+        self, *, run_id: str | None = None, limit: int = 500
+    ) -> AbstractAsyncContextManager[OutboxClaim]:
+        """Claim up to ``limit`` unpublished, unclaimed rows in outbox order.
+
+        Rows marked published inside the claim stay published; the rest are released when the
+        block ends, also when it raises, so a failed publish is retried later (at least once).
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class IdGenerator(Protocol):
+    def new_run_id(self) -> str: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+__all__ = [
+    "Clock",
+    "EventBusPort",
+    "IdGenerator",
+    "Job",
+    "OutboxClaim",
+    "OutboxRow",
+    "QueueCounts",
+    "QueuePort",
+    "RunStorePort",
+    "Subscription",
+]

@@ -1,0 +1,50 @@
+"""Every QueuePort adapter behaves alike."""
+
+from __future__ import annotations
+
+import itertools
+
+from agents_run.ports import QueueCounts, QueuePort
+
+_ids = itertools.count(1)
+
+
+def run_id() -> str:
+    return f"contract-queue-run-{next(_ids)}"
+
+
+async def test_jobs_are_taken_first_in_first_out(queue: QueuePort) -> None:
+    runs = [run_id() for _ in range(3)]
+    for run in runs:
+        await queue.enqueue(run)
+    taken = [await queue.take_next() for _ in runs]
+    assert [job.run_id for job in taken if job] == runs
+    assert all(job is not None and job.attempt == 1 for job in taken)
+
+
+async def test_taking_from_an_empty_queue_returns_none_at_once(queue: QueuePort) -> None:
+    assert await queue.take_next() is None
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def test_a_run_is_enqueued_once(queue: QueuePort) -> None:
+    run = run_id()
+    await queue.enqueue(run)
+    await queue.enqueue(run)
+    assert await queue.counts() == QueueCounts(waiting=1, active=0)
+
+
+async def test_counts_follow_take_complete_and_fail(queue: QueuePort) -> None:
+    done, broken = run_id(), run_id()
+    await queue.enqueue(done)
+    await queue.enqueue(broken)
+    first = await queue.take_next()
+    assert first is not None
+    assert await queue.counts() == QueueCounts(waiting=1, active=1)
+    await queue.complete(first)
+    second = await queue.take_next()
+    assert second is not None
+    assert second.run_id == broken
+    await queue.fail(second, "RuntimeError: boom")
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+    assert await queue.take_next() is None

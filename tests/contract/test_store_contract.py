@@ -1,0 +1,199 @@
+"""Every RunStorePort adapter behaves alike."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from agents_run import RunNotFound, RunStatus
+from agents_run.domain.events import Run
+from agents_run.errors import InvalidArgument, InvalidTransition, StaleRunState
+from agents_run.ports import RunStorePort
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+_ids = itertools.count(1)
+
+
+def new_run(**changes: object) -> Run:
+    # Unique ids let networked stores share one database between tests.
+    fields: dict[str, object] = {
+        "id": f"contract-run-{next(_ids)}",
+        "agent": "echo",
+        "input": {"text": "a b"},
+        "status": RunStatus.QUEUED,
+        "created_at": AT,
+        "updated_at": AT,
+    }
+    fields.update(changes)
+    return Run(**fields)  # type: ignore[arg-type]
+
+
+async def started_run(store: RunStorePort) -> Run:
+    run = new_run()
+    await store.create_run(run)
+    await store.append_event(run.id, "RunStarted", {}, at=AT)
+    return run
+
+
+async def test_a_created_run_reads_back_queued(store: RunStorePort) -> None:
+    run = new_run(input={"text": "hello", "nested": {"n": [1, 2.5, None, True]}})
+    await store.create_run(run)
+    stored = await store.get_run(run.id)
+    assert stored.id == run.id
+    assert stored.agent == "echo"
+    assert stored.input == {"text": "hello", "nested": {"n": [1, 2.5, None, True]}}
+    assert stored.status is RunStatus.QUEUED
+    assert stored.last_seq == 0
+    assert stored.cancel_requested is False
+
+
+async def test_creating_the_same_run_twice_is_refused(store: RunStorePort) -> None:
+    run = new_run()
+    await store.create_run(run)
+    with pytest.raises(InvalidArgument, match="already exists"):
+        await store.create_run(run)
+
+
+async def test_unknown_runs_raise_run_not_found(store: RunStorePort) -> None:
+    with pytest.raises(RunNotFound):
+        await store.get_run("no-such-run")
+    with pytest.raises(RunNotFound):
+        await store.read_events("no-such-run")
+    with pytest.raises(RunNotFound):
+        await store.append_event("no-such-run", "RunStarted", {}, at=AT)
+    with pytest.raises(RunNotFound):
+        await store.request_cancel("no-such-run", at=AT)
+
+
+async def test_appends_get_gap_free_seqs_and_move_the_status(store: RunStorePort) -> None:
+    run = await started_run(store)
+    step = await store.append_event(run.id, "RunStep", {"text": "a"}, at=AT)
+    end = await store.append_event(run.id, "RunFinished", {}, at=AT)
+    assert (step.seq, end.seq) == (2, 3)
+    assert step.data == {"text": "a"}
+    stored = await store.get_run(run.id)
+    assert stored.status is RunStatus.FINISHED
+    assert stored.last_seq == 3
+    events = await store.read_events(run.id)
+    assert [(e.seq, e.type) for e in events] == [
+        (1, "RunStarted"),
+        (2, "RunStep"),
+        (3, "RunFinished"),
+    ]
+
+
+async def test_nothing_is_appended_after_the_terminal_event(store: RunStorePort) -> None:
+    run = await started_run(store)
+    await store.append_event(run.id, "RunFailed", {"error_type": "X", "message": "m"}, at=AT)
+    with pytest.raises(InvalidTransition):
+        await store.append_event(run.id, "RunStep", {}, at=AT)
+    with pytest.raises(InvalidTransition):
+        await store.append_event(run.id, "RunFinished", {}, at=AT)
+    assert (await store.get_run(run.id)).last_seq == 2
+    assert len(await store.pending_outbox(run.id)) == 2
+
+
+async def test_expected_status_guards_the_append(store: RunStorePort) -> None:
+    run = await started_run(store)
+    with pytest.raises(StaleRunState, match="running, not queued"):
+        await store.append_event(
+            run.id, "RunCancelled", {}, at=AT, expected_status=RunStatus.QUEUED
+        )
+    assert (await store.get_run(run.id)).status is RunStatus.RUNNING
+
+
+async def test_read_events_from_a_seq_with_a_limit(store: RunStorePort) -> None:
+    run = await started_run(store)
+    for word in "abcd":
+        await store.append_event(run.id, "RunStep", {"text": word}, at=AT)
+    assert [e.seq for e in await store.read_events(run.id, 3)] == [3, 4, 5]
+    assert [e.seq for e in await store.read_events(run.id, 2, limit=2)] == [2, 3]
+    assert await store.read_events(run.id, 99) == []
+
+
+async def test_stored_data_is_a_copy(store: RunStorePort) -> None:
+    run_input = {"text": "a", "list": [1]}
+    run = new_run(input=run_input)
+    await store.create_run(run)
+    await store.append_event(run.id, "RunStarted", {}, at=AT)
+    data = {"text": "step", "list": [1]}
+    await store.append_event(run.id, "RunStep", data, at=AT)
+    run_input["list"].append(2)  # type: ignore[attr-defined]
+    data["list"].append(2)  # type: ignore[attr-defined]
+    assert (await store.get_run(run.id)).input == {"text": "a", "list": [1]}
+    assert (await store.read_events(run.id, 2))[0].data == {"text": "step", "list": [1]}
+
+
+async def test_concurrent_appends_to_one_run_get_distinct_consecutive_seqs(
+    store: RunStorePort,
+) -> None:
+    run = await started_run(store)
+    events = await asyncio.gather(
+        *(store.append_event(run.id, "RunStep", {"i": i}, at=AT) for i in range(20))
+    )
+    assert sorted(e.seq for e in events) == list(range(2, 22))
+    assert [e.seq for e in await store.read_events(run.id)] == list(range(1, 22))
+
+
+async def test_request_cancel_is_true_once_and_false_once_ended(store: RunStorePort) -> None:
+    run = new_run()
+    await store.create_run(run)
+    assert await store.request_cancel(run.id, at=AT) is True
+    assert await store.request_cancel(run.id, at=AT) is False
+    assert (await store.get_run(run.id)).cancel_requested is True
+
+    ended = await started_run(store)
+    await store.append_event(ended.id, "RunFinished", {}, at=AT)
+    assert await store.request_cancel(ended.id, at=AT) is False
+
+
+async def test_outbox_lists_pending_rows_in_order_per_run_or_all(store: RunStorePort) -> None:
+    first = await started_run(store)
+    second = await started_run(store)
+    await store.append_event(first.id, "RunStep", {}, at=AT)
+    rows = await store.pending_outbox()
+    mine = [(r.event.run_id, r.event.seq) for r in rows if r.event.run_id in {first.id, second.id}]
+    assert mine == [(first.id, 1), (second.id, 1), (first.id, 2)]
+    assert [r.id for r in rows] == sorted(r.id for r in rows)
+    assert [r.event.seq for r in await store.pending_outbox(first.id)] == [1, 2]
+
+
+async def test_rows_marked_published_leave_the_outbox(store: RunStorePort) -> None:
+    run = await started_run(store)
+    await store.append_event(run.id, "RunStep", {}, at=AT)
+    async with store.claim_outbox(run_id=run.id) as claim:
+        assert [r.event.seq for r in claim.rows] == [1, 2]
+        await claim.mark_published(claim.rows[:1])
+    assert [r.event.seq for r in await store.pending_outbox(run.id)] == [2]
+
+
+async def test_a_failed_publish_releases_its_claim(store: RunStorePort) -> None:
+    run = await started_run(store)
+    claimed: list[int] = []
+
+    async def publish_and_fail() -> None:
+        async with store.claim_outbox(run_id=run.id) as claim:
+            claimed.extend(r.event.seq for r in claim.rows)
+            raise RuntimeError("bus down")
+
+    with pytest.raises(RuntimeError, match="bus down"):
+        await publish_and_fail()
+    assert claimed == [1]
+    async with store.claim_outbox(run_id=run.id) as again:
+        assert [r.event.seq for r in again.rows] == [1]
+
+
+async def test_two_publishers_never_claim_the_same_row(store: RunStorePort) -> None:
+    run = await started_run(store)
+    for _ in range(3):
+        await store.append_event(run.id, "RunStep", {}, at=AT)
+    async with store.claim_outbox(run_id=run.id, limit=2) as first:
+        async with store.claim_outbox(run_id=run.id, limit=10) as second:
+            assert [r.event.seq for r in first.rows] == [1, 2]
+            assert [r.event.seq for r in second.rows] == [3, 4]
+            await second.mark_published(second.rows)
+        await first.mark_published(first.rows)
+    assert await store.pending_outbox(run.id) == []

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import pytest
+
+from agents_run import (
+    Infra,
+    RunNotFound,
+    drain_outbox_for_run,
+    publish_pending_outbox_events_once,
+    run_worker_once,
+    start_run,
+)
+from agents_run.adapters.memory import InMemoryEventBus
+
+
+def published(infra: Infra) -> list[tuple[str, int]]:
+    assert isinstance(infra.bus, InMemoryEventBus)
+    return [(e.run_id, e.seq) for e in infra.bus.published]
+
+
+async def test_the_publisher_publishes_every_pending_row_once_in_order(infra: Infra) -> None:
+    first = await start_run("echo", {"text": "a"})
+    second = await start_run("echo", {"text": "b"})
+    await run_worker_once()
+    await run_worker_once()
+    assert await publish_pending_outbox_events_once() == 6
+    assert published(infra) == [(first, s) for s in (1, 2, 3)] + [(second, s) for s in (1, 2, 3)]
+    assert await publish_pending_outbox_events_once() == 0
+    assert await infra.store.pending_outbox() == []
+
+
+async def test_draining_one_run_leaves_the_others_pending(infra: Infra) -> None:
+    first = await start_run("echo", {"text": "a"})
+    second = await start_run("echo", {"text": "b"})
+    await run_worker_once()
+    await run_worker_once()
+    assert await drain_outbox_for_run(second) == 3
+    assert published(infra) == [(second, 1), (second, 2), (second, 3)]
+    assert [r.event.run_id for r in await infra.store.pending_outbox()] == [first] * 3
+
+
+async def test_draining_an_unknown_run_raises(infra: Infra) -> None:
+    with pytest.raises(RunNotFound):
+        await drain_outbox_for_run("run-404")
+
+
+async def test_a_failed_publish_keeps_the_row_for_the_next_pass(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    await run_worker_once()
+    calls = 0
+    real_publish = infra.bus.publish
+
+    async def flaky_publish(event):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("bus went away")
+        await real_publish(event)
+
+    monkeypatch.setattr(infra.bus, "publish", flaky_publish)
+    with pytest.raises(ConnectionError):
+        await publish_pending_outbox_events_once()
+    assert [r.event.seq for r in await infra.store.pending_outbox(run_id)] == [2, 3]
+    assert await publish_pending_outbox_events_once() == 2
+    assert published(infra) == [(run_id, 1), (run_id, 2), (run_id, 3)]

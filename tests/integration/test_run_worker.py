@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from agents_run import Infra, RunStatus, cancel_run, register_agent, run_worker_once, start_run
+from agents_run.adapters.memory import InMemoryQueue
+from agents_run.application.agents import unregister_agent
+from agents_run.domain.json_data import JsonObject
+
+
+@pytest.fixture
+def failing_agent() -> Iterator[str]:
+    @register_agent("fails-after-one-step")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        yield {"step": 1}
+        raise RuntimeError("model unavailable")
+
+    yield "fails-after-one-step"
+    unregister_agent("fails-after-one-step")
+
+
+async def types_of(infra: Infra, run_id: str) -> list[str]:
+    return [event.type for event in await infra.store.read_events(run_id)]
+
+
+async def test_no_job_means_false(infra: Infra) -> None:
+    assert await run_worker_once() is False
+
+
+async def test_the_worker_runs_echo_to_the_end_and_only_appends(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b c"})
+    assert await run_worker_once() is True
+    events = await infra.store.read_events(run_id)
+    assert [(e.seq, e.type, e.data) for e in events] == [
+        (1, "RunStarted", {"agent": "echo"}),
+        (2, "RunStep", {"text": "a"}),
+        (3, "RunStep", {"text": "b"}),
+        (4, "RunStep", {"text": "c"}),
+        (5, "RunFinished", {}),
+    ]
+    assert (await infra.store.get_run(run_id)).status is RunStatus.FINISHED
+    assert (await infra.queue.counts()).total == 0
+    assert len(await infra.store.pending_outbox(run_id)) == 5  # publishing is not its job
+
+
+async def test_an_agent_that_raises_ends_its_run_failed(infra: Infra, failing_agent: str) -> None:
+    run_id = await start_run(failing_agent, {})
+    assert await run_worker_once() is True
+    events = await infra.store.read_events(run_id)
+    assert [e.type for e in events] == ["RunStarted", "RunStep", "RunFailed"]
+    assert events[-1].data == {"error_type": "RuntimeError", "message": "model unavailable"}
+
+
+async def test_an_agent_that_yields_non_json_fails_its_run(infra: Infra) -> None:
+    @register_agent("yields-a-set")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        yield {"ids": {1, 2}}
+
+    try:
+        run_id = await start_run("yields-a-set", {})
+        await run_worker_once()
+    finally:
+        unregister_agent("yields-a-set")
+    last = (await infra.store.read_events(run_id))[-1]
+    assert last.type == "RunFailed"
+    assert last.data["error_type"] == "InvalidArgument"
+    assert "is a set" in last.data["message"]
+
+
+async def test_an_agent_missing_in_the_worker_fails_the_run(infra: Infra) -> None:
+    register_agent("only-in-the-api-process", lambda input: _no_steps())
+    run_id = await start_run("only-in-the-api-process", {})
+    unregister_agent("only-in-the-api-process")
+    await run_worker_once()
+    last = (await infra.store.read_events(run_id))[-1]
+    assert (last.type, last.data["error_type"]) == ("RunFailed", "UnknownAgent")
+
+
+async def _no_steps() -> AsyncIterator[JsonObject]:
+    steps: list[JsonObject] = []
+    for step in steps:
+        yield step
+
+
+async def test_cancellation_stops_a_running_run_at_the_next_step(infra: Infra) -> None:
+    run_ids: list[str] = []
+
+    @register_agent("cancelled-mid-run")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        yield {"step": 1}
+        assert await cancel_run(run_ids[0]) is True  # as another client would, mid-step
+        yield {"step": 2}
+        yield {"step": 3}  # never reached
+
+    try:
+        run_ids.append(await start_run("cancelled-mid-run", {}))
+        assert await run_worker_once() is True
+    finally:
+        unregister_agent("cancelled-mid-run")
+    events = await infra.store.read_events(run_ids[0])
+    assert [(e.type, e.data) for e in events] == [
+        ("RunStarted", {"agent": "cancelled-mid-run"}),
+        ("RunStep", {"step": 1}),
+        ("RunStep", {"step": 2}),
+        ("RunCancelled", {}),
+    ]
+    assert await cancel_run(run_ids[0]) is False
+
+
+async def test_a_job_retaken_after_its_worker_was_lost_fails_the_run_once(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    job = await infra.queue.take_next()
+    assert job is not None
+    await infra.store.append_event(run_id, "RunStarted", {}, at=infra.clock.now())
+    assert isinstance(infra.queue, InMemoryQueue)
+    infra.queue.requeue_active()  # what a stalled-job checker does for a dead worker
+
+    assert await run_worker_once() is True
+    events = await infra.store.read_events(run_id)
+    assert [e.type for e in events] == ["RunStarted", "RunFailed"]
+    assert events[-1].data["error_type"] == "WorkerLost"
+    assert await run_worker_once() is False
+
+
+async def test_a_cancelled_queued_run_is_never_executed(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    assert await cancel_run(run_id) is True
+    assert await run_worker_once() is True  # takes the job, runs nothing
+    assert await types_of(infra, run_id) == ["RunCancelled"]

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from agents_run import Infra, InvalidArgument, RunStatus, UnknownAgent, start_run
+
+
+async def test_start_run_persists_a_queued_run_and_enqueues_its_job(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    run = await infra.store.get_run(run_id)
+    assert run_id == "run-000001"
+    assert (run.agent, run.input, run.status) == ("echo", {"text": "a b"}, RunStatus.QUEUED)
+    assert run.created_at == infra.clock.now()
+    job = await infra.queue.take_next()
+    assert job is not None
+    assert job.run_id == run_id
+
+
+async def test_run_ids_come_from_the_infra(infra: Infra) -> None:
+    assert [await start_run("echo", {}) for _ in range(3)] == [
+        "run-000001",
+        "run-000002",
+        "run-000003",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("agent", "run_input", "error", "message"),
+    [
+        ("nope", {}, UnknownAgent, "unknown agent 'nope' \\(registered: .*echo"),
+        ("", {}, InvalidArgument, "agent name must be a non-empty string"),
+        ("echo", ["a"], InvalidArgument, "run input must be a JSON object"),
+        ("echo", {"when": {1, 2}}, InvalidArgument, r"run input\['when'\] is a set"),
+    ],
+)
+async def test_bad_arguments_persist_and_enqueue_nothing(
+    infra: Infra, agent: str, run_input: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        await start_run(agent, run_input)  # type: ignore[arg-type]
+    assert await infra.store.pending_outbox() == []
+    assert (await infra.queue.counts()).total == 0
+    assert await infra.queue.take_next() is None

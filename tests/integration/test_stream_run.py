@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agents_run import (
+    Infra,
+    InvalidArgument,
+    RunEvent,
+    RunNotFound,
+    StreamIdleTimeout,
+    drain_outbox_for_run,
+    publish_pending_outbox_events_once,
+    run_until_idle,
+    run_worker_once,
+    start_run,
+    stream_run,
+)
+from agents_run.adapters.memory import InMemoryEventBus
+
+
+async def collect(events: AsyncIterator[RunEvent]) -> list[tuple[int, str]]:
+    return [(event.seq, event.type) for event in [e async for e in events]]
+
+
+def open_subscriptions(infra: Infra) -> list[str]:
+    assert isinstance(infra.bus, InMemoryEventBus)
+    return infra.bus.open_subscriptions()
+
+
+async def test_a_finished_run_streams_whole_from_the_store(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    await run_until_idle()
+    events = [e async for e in stream_run(run_id)]
+    assert [(e.seq, e.type, e.data) for e in events] == [
+        (1, "RunStarted", {"agent": "echo"}),
+        (2, "RunStep", {"text": "a"}),
+        (3, "RunStep", {"text": "b"}),
+        (4, "RunFinished", {}),
+    ]
+    assert open_subscriptions(infra) == []
+
+
+async def test_from_seq_is_inclusive_and_past_the_end_yields_nothing(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    await run_until_idle()
+    assert await collect(stream_run(run_id, from_seq=3)) == [(3, "RunStep"), (4, "RunFinished")]
+    assert await collect(stream_run(run_id, from_seq=5)) == []
+    assert await collect(stream_run(run_id, from_seq=500)) == []
+
+
+@pytest.mark.parametrize("from_seq", [0, -3, "2", 1.5, True])
+async def test_a_bad_from_seq_raises_at_the_call(infra: Infra, from_seq: object) -> None:
+    run_id = await start_run("echo", {})
+    with pytest.raises(InvalidArgument, match="from_seq must be"):
+        stream_run(run_id, from_seq)  # type: ignore[arg-type]
+
+
+async def test_an_unknown_run_raises_run_not_found(infra: Infra) -> None:
+    with pytest.raises(RunNotFound):
+        await collect(stream_run("run-404"))
+    assert open_subscriptions(infra) == []
+
+
+async def test_a_stream_started_before_the_worker_gets_everything_live(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b c"})
+    stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=5)))
+    await asyncio.sleep(0)  # the stream subscribes and finds nothing in the store
+    assert open_subscriptions(infra) == [run_id]
+    await run_worker_once()
+    await publish_pending_outbox_events_once()
+    assert await asyncio.wait_for(stream, 2) == [
+        (1, "RunStarted"),
+        (2, "RunStep"),
+        (3, "RunStep"),
+        (4, "RunStep"),
+        (5, "RunFinished"),
+    ]
+
+
+async def test_a_seq_the_bus_skipped_is_read_from_the_store(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    # poll_interval is long, so only the gap itself can make the stream re-read the store.
+    stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=30)))
+    await asyncio.sleep(0)  # subscribed; the store was empty
+    await run_worker_once()
+    stored = await infra.store.read_events(run_id)
+    for seq in (1, 1, 3):  # 1 twice (a republished row), 2 dropped by the bus
+        await infra.bus.publish(stored[seq - 1])
+    assert await asyncio.wait_for(stream, 2) == [
+        (1, "RunStarted"),
+        (2, "RunStep"),
+        (3, "RunStep"),
+        (4, "RunFinished"),
+    ]
+
+
+async def test_events_the_bus_never_carried_are_found_by_polling_the_store(
+    infra: Infra,
+) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=0.01)))
+    await asyncio.sleep(0)
+    await run_worker_once()  # appended, never published: only the store has them
+    assert await asyncio.wait_for(stream, 2) == [
+        (1, "RunStarted"),
+        (2, "RunStep"),
+        (3, "RunFinished"),
+    ]
+
+
+async def test_a_stream_with_no_progress_raises_after_its_idle_timeout(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    with pytest.raises(StreamIdleTimeout, match=f"run '{run_id}': no event after seq 0"):
+        await collect(stream_run(run_id, idle_timeout=0.05, poll_interval=0.01))
+    assert open_subscriptions(infra) == []
+
+
+async def test_leaving_a_stream_early_closes_its_subscription(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a b c"})
+    await run_until_idle()
+    stream = stream_run(run_id)
+    async for event in stream:
+        if event.seq == 2:
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert open_subscriptions(infra) == []
+
+
+async def test_draining_one_run_feeds_its_live_stream(infra: Infra) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    stream = asyncio.create_task(collect(stream_run(run_id, from_seq=2, poll_interval=5)))
+    await asyncio.sleep(0)
+    await run_worker_once()
+    assert await drain_outbox_for_run(run_id) == 3
+    assert await asyncio.wait_for(stream, 2) == [(2, "RunStep"), (3, "RunFinished")]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agents_run import InvalidArgument, RunEvent, RunStatus
+from agents_run.domain.events import status_after
+from agents_run.domain.json_data import ensure_json_object
+from agents_run.errors import InvalidTransition
+
+
+def test_run_event_round_trips_through_json() -> None:
+    event = RunEvent(run_id="run-1", seq=2, type="RunStep", data={"text": "hi", "n": [1, None]})
+    assert RunEvent.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize("seq", [0, -1, True, 1.0, "1"])
+def test_run_event_rejects_a_seq_that_is_not_a_positive_int(seq: object) -> None:
+    with pytest.raises(ValueError, match="seq must be an int >= 1"):
+        RunEvent(run_id="run-1", seq=seq, type="RunStep")  # type: ignore[arg-type]
+
+
+def test_run_event_rejects_an_unknown_type() -> None:
+    with pytest.raises(ValueError, match="unknown event type 'Step'"):
+        RunEvent(run_id="run-1", seq=1, type="Step")
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([1], "must be a JSON object"),
+        ({"a": (1, 2)}, r"\['a'\] is a tuple"),
+        ({"a": {1: "x"}}, "keys must be strings"),
+        ({"a": math.nan}, "no NaN"),
+        ({"a": [b"x"]}, r"\['a'\]\[0\] is a bytes"),
+        ({"when": object()}, "is a object"),
+    ],
+)
+def test_non_json_data_is_rejected_with_the_path_to_the_bad_value(
+    value: object, message: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        ensure_json_object(value, "input")
+
+
+def test_json_data_is_accepted_unchanged() -> None:
+    value = {"s": "x", "i": 1, "f": 1.5, "b": True, "n": None, "l": [{"k": []}]}
+    assert ensure_json_object(value, "input") is value
+
+
+def test_life_cycle_allows_the_documented_transitions() -> None:
+    assert status_after(RunStatus.QUEUED, "RunStarted") is RunStatus.RUNNING
+    assert status_after(RunStatus.QUEUED, "RunCancelled") is RunStatus.CANCELLED
+    assert status_after(RunStatus.RUNNING, "RunStep") is RunStatus.RUNNING
+    assert status_after(RunStatus.RUNNING, "RunFinished") is RunStatus.FINISHED
+    assert status_after(RunStatus.RUNNING, "RunFailed") is RunStatus.FAILED
+    assert status_after(RunStatus.RUNNING, "RunCancelled") is RunStatus.CANCELLED
+
+
+@pytest.mark.parametrize("terminal", [RunStatus.FINISHED, RunStatus.FAILED, RunStatus.CANCELLED])
+@pytest.mark.parametrize("event_type", ["RunStarted", "RunStep", "RunFinished", "RunCancelled"])
+def test_nothing_follows_a_terminal_event(terminal: RunStatus, event_type: str) -> None:
+    with pytest.raises(InvalidTransition, match=f"cannot follow a run in status '{terminal}'"):
+        status_after(terminal, event_type)
+
+
+def test_a_step_cannot_come_before_the_run_started() -> None:
+    with pytest.raises(InvalidTransition):
+        status_after(RunStatus.QUEUED, "RunStep")

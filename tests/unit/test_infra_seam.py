@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from agents_run import (
+    Infra,
+    InMemoryEventBus,
+    InMemoryQueue,
+    InMemoryRunStore,
+    get_infra,
+    reset_infra,
+    set_infra,
+    use_infra,
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seam() -> Iterator[None]:
+    reset_infra()
+    yield
+    reset_infra()
+
+
+def test_get_infra_builds_an_in_memory_default_once() -> None:
+    infra = get_infra()
+    assert isinstance(infra.bus, InMemoryEventBus)
+    assert isinstance(infra.queue, InMemoryQueue)
+    assert isinstance(infra.store, InMemoryRunStore)
+    assert get_infra() is infra
+
+
+def test_the_three_ports_are_enough_to_build_an_infra() -> None:
+    infra = Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+    assert infra.ids.new_run_id() == "run-000001"
+    assert infra.clock.now() == infra.clock.now()
+
+
+def test_set_infra_from_sync_code_is_seen_inside_asyncio_run() -> None:
+    mine = Infra.in_memory()
+    set_infra(mine)
+
+    async def inside() -> Infra:
+        return get_infra()
+
+    assert asyncio.run(inside()) is mine
+
+
+def test_reset_infra_gives_a_fresh_default() -> None:
+    before = get_infra()
+    reset_infra()
+    assert get_infra() is not before
+
+
+def test_use_infra_restores_what_was_there() -> None:
+    outer = get_infra()
+    inner = Infra.in_memory()
+    with use_infra(inner) as current:
+        assert current is inner
+        assert get_infra() is inner
+    assert get_infra() is outer
+
+
+def test_use_infra_restores_after_an_error() -> None:
+    outer = get_infra()
+    with pytest.raises(RuntimeError), use_infra(Infra.in_memory()):
+        raise RuntimeError
+    assert get_infra() is outer
+
+
+async def test_concurrent_tasks_hold_their_own_infra() -> None:
+    first, second = Infra.in_memory(), Infra.in_memory()
+    gate = asyncio.Event()
+
+    async def worker(infra: Infra) -> Infra:
+        set_infra(infra)
+        await gate.wait()
+        return get_infra()
+
+    tasks = [asyncio.create_task(worker(first)), asyncio.create_task(worker(second))]
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*tasks) == [first, second]
+
+
+def test_set_infra_accepts_only_an_infra() -> None:
+    with pytest.raises(TypeError, match="set_infra expects an Infra, got dict"):
+        set_infra({})  # type: ignore[arg-type]
+
+
+def test_use_infra_accepts_only_an_infra() -> None:
+    with pytest.raises(TypeError, match="use_infra expects an Infra, got dict"), use_infra({}):  # type: ignore[arg-type]
+        pass

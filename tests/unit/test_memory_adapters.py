@@ -1,0 +1,47 @@
+"""What only the in-memory adapters promise: predictable ids and time, and test helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from agents_run import InMemoryEventBus, InMemoryQueue, RunEvent
+from agents_run.adapters.memory import ManualClock, SequentialIds
+
+
+def test_sequential_ids_count_from_one() -> None:
+    ids = SequentialIds()
+    assert [ids.new_run_id() for _ in range(2)] == ["run-000001", "run-000002"]
+    assert SequentialIds(prefix="t-").new_run_id() == "t-000001"
+
+
+def test_the_manual_clock_moves_only_when_told() -> None:
+    clock = ManualClock(datetime(2030, 5, 1, tzinfo=UTC))
+    assert clock.now() == clock.now() == datetime(2030, 5, 1, tzinfo=UTC)
+    clock.advance(90)
+    assert clock.now() == datetime(2030, 5, 1, 0, 1, 30, tzinfo=UTC)
+    clock.set(datetime(2031, 1, 1, tzinfo=UTC))
+    assert clock.now().year == 2031
+
+
+async def test_the_bus_keeps_what_it_published_and_lists_open_subscriptions() -> None:
+    bus = InMemoryEventBus()
+    subscription = await bus.subscribe("run-1")
+    event = RunEvent("run-1", 1, "RunStarted")
+    await bus.publish(event)
+    assert bus.published == [event]
+    assert bus.open_subscriptions() == ["run-1"]
+    await bus.aclose()
+    assert bus.open_subscriptions() == []
+    assert subscription.closed
+
+
+async def test_requeue_active_puts_a_lost_workers_job_back_first_with_its_attempt() -> None:
+    queue = InMemoryQueue()
+    await queue.enqueue("run-1")
+    await queue.enqueue("run-2")
+    taken = await queue.take_next()
+    assert taken is not None
+    assert [job.run_id for job in queue.requeue_active()] == ["run-1"]
+    again = await queue.take_next()
+    assert again is not None
+    assert (again.run_id, again.attempt) == ("run-1", 2)
