@@ -12,13 +12,19 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra, set_infra
 from agents_run.errors import InfraConfigError
+from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
 STORE_URL = "AGENTS_RUN_STORE_URL"
 KEY_PREFIX = "AGENTS_RUN_KEY_PREFIX"
+CONNECT_TIMEOUT = "AGENTS_RUN_CONNECT_TIMEOUT"
+
+MEMORY_URL = "memory://"
+DEFAULT_CONNECT_TIMEOUT = 5.0
 
 DEFAULT_KEY_PREFIX = "agents-run"
 _KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -32,6 +38,11 @@ class InfraConfig:
     queue_url: str
     store_url: str
     key_prefix: str
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+
+    @property
+    def is_all_memory(self) -> bool:
+        return self.bus_url == self.queue_url == self.store_url == MEMORY_URL
 
 
 _ACCEPTED = {
@@ -61,7 +72,7 @@ def redact(url: str) -> str:
 
 def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
     """Read and check the ``AGENTS_RUN_*`` variables; unset means ``memory://``."""
-    urls = {name: _check_url(name, env.get(name, "") or "memory://") for name in _ACCEPTED}
+    urls = {name: _check_url(name, env.get(name, "") or MEMORY_URL) for name in _ACCEPTED}
     key_prefix = env.get(KEY_PREFIX, "") or DEFAULT_KEY_PREFIX
     if not _KEY_PREFIX_PATTERN.match(key_prefix):
         raise InfraConfigError(
@@ -72,7 +83,23 @@ def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
         queue_url=urls[QUEUE_URL],
         store_url=urls[STORE_URL],
         key_prefix=key_prefix,
+        connect_timeout=_read_timeout(env),
     )
+
+
+def _read_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get(CONNECT_TIMEOUT, "")
+    if not raw:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 300:
+        raise InfraConfigError(
+            f"{CONNECT_TIMEOUT}={raw!r} is malformed: give seconds as a number in (0, 300]"
+        )
+    return seconds
 
 
 def _check_url(name: str, url: str) -> str:
@@ -81,23 +108,45 @@ def _check_url(name: str, url: str) -> str:
         raise InfraConfigError(
             f"{name}={redact(url)!r} is malformed: accepted forms are {_FORMS[name]}"
         )
-    if scheme == "memory" and url.lower() != "memory://":
-        raise InfraConfigError(f"{name}={redact(url)!r} is malformed: write exactly memory://")
+    if scheme == "memory" and url.lower() != MEMORY_URL:
+        raise InfraConfigError(f"{name}={redact(url)!r} is malformed: write exactly {MEMORY_URL}")
     return url
 
 
 def build_infra(config: InfraConfig) -> Infra:
-    """The ``Infra`` that ``config`` describes, without making it current."""
-    for name, url in (
-        (BUS_URL, config.bus_url),
-        (QUEUE_URL, config.queue_url),
-        (STORE_URL, config.store_url),
-    ):
-        if not url.startswith("memory://"):
-            raise InfraConfigError(
-                f"{name}={redact(url)!r}: this build of agents-run supports only memory:// so far"
-            )
-    return Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+    """The ``Infra`` that ``config`` describes, without making it current.
+
+    Constructors do no I/O: a server that does not answer raises ``InfraUnavailable`` from the
+    first operation that needs it, within ``config.connect_timeout`` seconds.
+    """
+    bus = _build_bus(config)
+    queue = _build_queue(config)
+    store = _build_store(config)
+    if config.is_all_memory:
+        return Infra(bus=bus, queue=queue, store=store)
+    return Infra(bus=bus, queue=queue, store=store, ids=RandomIds(), clock=SystemClock())
+
+
+def _build_bus(config: InfraConfig) -> EventBusPort:
+    if config.bus_url == MEMORY_URL:
+        return InMemoryEventBus()
+    raise _not_supported_yet(BUS_URL, config.bus_url)
+
+
+def _build_queue(config: InfraConfig) -> QueuePort:
+    if config.queue_url == MEMORY_URL:
+        return InMemoryQueue()
+    raise _not_supported_yet(QUEUE_URL, config.queue_url)
+
+
+def _build_store(config: InfraConfig) -> RunStorePort:
+    if config.store_url == MEMORY_URL:
+        return InMemoryRunStore()
+    raise _not_supported_yet(STORE_URL, config.store_url)
+
+
+def _not_supported_yet(name: str, url: str) -> InfraConfigError:
+    return InfraConfigError(f"{name}={redact(url)!r}: this build supports only {MEMORY_URL}")
 
 
 def load_infra_from_config(env: Mapping[str, str] = os.environ) -> Infra:

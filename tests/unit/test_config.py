@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import pytest
+
+from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
+from agents_run.config import read_config, redact
+
+# load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
+pytestmark = pytest.mark.usefixtures("infra")
+
+
+def test_unset_means_in_memory_and_the_infra_becomes_current() -> None:
+    infra = load_infra_from_config({})
+    assert isinstance(infra.store, InMemoryRunStore)
+    assert get_infra() is infra
+
+
+def test_empty_values_mean_unset() -> None:
+    config = read_config({"AGENTS_RUN_BUS_URL": "", "AGENTS_RUN_KEY_PREFIX": ""})
+    assert (config.bus_url, config.key_prefix) == ("memory://", "agents-run")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "accepted"),
+    [
+        ("AGENTS_RUN_BUS_URL", "kafka://broker:9092", "memory:// or redis://"),
+        ("AGENTS_RUN_QUEUE_URL", "redis-host:6379", "BullMQ on that Redis"),
+        ("AGENTS_RUN_STORE_URL", "mysql://db/test", "postgresql://user@host"),
+        ("AGENTS_RUN_STORE_URL", "memory://somewhere", "write exactly memory://"),
+    ],
+)
+def test_a_malformed_url_names_the_variable_and_the_accepted_forms(
+    name: str, value: str, accepted: str
+) -> None:
+    with pytest.raises(InfraConfigError, match=name) as raised:
+        load_infra_from_config({name: value})
+    assert accepted in str(raised.value)
+
+
+def test_passwords_never_appear_in_errors() -> None:
+    with pytest.raises(InfraConfigError) as raised:
+        read_config({"AGENTS_RUN_STORE_URL": "mysql://admin:s3cret@db/test"})
+    assert "s3cret" not in str(raised.value)
+    assert "admin:***@db" in str(raised.value)
+
+
+def test_redact_keeps_urls_without_a_password() -> None:
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact("redis://:pw@host:6379") == "redis://:***@host:6379"
+
+
+@pytest.mark.parametrize("prefix", ["has space", "x" * 65, "a/b"])
+def test_a_malformed_key_prefix_is_refused(prefix: str) -> None:
+    with pytest.raises(InfraConfigError, match="AGENTS_RUN_KEY_PREFIX"):
+        read_config({"AGENTS_RUN_KEY_PREFIX": prefix})
+
+
+@pytest.mark.parametrize("timeout", ["soon", "0", "-1", "301"])
+def test_a_malformed_connect_timeout_is_refused(timeout: str) -> None:
+    with pytest.raises(InfraConfigError, match="AGENTS_RUN_CONNECT_TIMEOUT"):
+        read_config({"AGENTS_RUN_CONNECT_TIMEOUT": timeout})
+
+
+def test_connect_timeout_is_read_in_seconds() -> None:
+    assert read_config({"AGENTS_RUN_CONNECT_TIMEOUT": "1.5"}).connect_timeout == 1.5
