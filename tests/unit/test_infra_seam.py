@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,20 @@ def _fresh_seam() -> Iterator[None]:
     reset_infra()
     yield
     reset_infra()
+
+
+def test_tasks_created_before_the_first_get_infra_share_the_default() -> None:
+    async def main() -> bool:
+        async def read() -> Infra:
+            return get_infra()
+
+        early = asyncio.create_task(read())  # copies a context in which nothing is set
+        return get_infra() is await early
+
+    def in_a_context_with_nothing_set() -> bool:
+        return asyncio.run(main())
+
+    assert contextvars.Context().run(in_a_context_with_nothing_set)
 
 
 def test_get_infra_builds_an_in_memory_default_once() -> None:

@@ -40,18 +40,22 @@ class Infra:
         await self.store.aclose()
 
 
-# No default: the in-memory default is built on first use, never at import time.
 _current: ContextVar[Infra] = ContextVar("agents_run_infra")
+# Where no context set one, every task of the process shares one default, built on first use
+# (never at import). Setting it in the ContextVar instead would give a task created before the
+# first get_infra() a private default of its own.
+_process_default: Infra | None = None
 
 
 def get_infra() -> Infra:
-    """The current infrastructure; a fresh in-memory default where none was set."""
+    """The current infrastructure; the process's in-memory default where none was set."""
+    global _process_default  # noqa: PLW0603 - the lazily built process-wide default
     try:
         return _current.get()
     except LookupError:
-        infra = Infra.in_memory()
-        _current.set(infra)
-        return infra
+        if _process_default is None:
+            _process_default = Infra.in_memory()
+        return _process_default
 
 
 def set_infra(infra: Infra) -> None:
@@ -61,7 +65,7 @@ def set_infra(infra: Infra) -> None:
 
 
 def reset_infra() -> None:
-    """Back to a fresh in-memory default (built lazily by the next ``get_infra()``)."""
+    """Back to a fresh in-memory default, in this context and in tasks created from it."""
     _current.set(Infra.in_memory())
 
 
