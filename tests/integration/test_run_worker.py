@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -129,3 +130,27 @@ async def test_a_cancelled_queued_run_is_never_executed(infra: Infra) -> None:
     assert await cancel_run(run_id) is True
     assert await run_worker_once() is True  # takes the job, runs nothing
     assert await types_of(infra, run_id) == ["RunCancelled"]
+
+
+async def test_a_stopping_worker_ends_its_run_at_the_next_step(infra: Infra) -> None:
+    stop = asyncio.Event()
+
+    @register_agent("outlives-the-worker")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        yield {"step": 1}
+        stop.set()  # SIGTERM arrives while step 2 is being computed
+        yield {"step": 2}
+        yield {"step": 3}  # never reached
+
+    try:
+        run_id = await start_run("outlives-the-worker", {})
+        assert await run_worker_once(stop=stop) is True
+    finally:
+        unregister_agent("outlives-the-worker")
+    events = await infra.store.read_events(run_id)
+    assert [e.type for e in events] == ["RunStarted", "RunStep", "RunStep", "RunFailed"]
+    assert events[-1].data == {
+        "error_type": "WorkerShutdown",
+        "message": "the worker was stopped after seq 3; start a new run to retry",
+    }
+    assert (await infra.queue.counts()).total == 0

@@ -3,6 +3,7 @@ outbox publisher's job."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 
@@ -14,6 +15,7 @@ from agents_run.domain.events import (
     RUN_FINISHED,
     RUN_STARTED,
     RUN_STEP,
+    RunEvent,
     RunStatus,
 )
 from agents_run.domain.json_data import JsonObject, ensure_json_object
@@ -23,18 +25,20 @@ from agents_run.ports import Job
 log = logging.getLogger("agents_run.worker")
 
 
-async def run_worker_once() -> bool:
+async def run_worker_once(*, stop: asyncio.Event | None = None) -> bool:
     """Take at most one queued job and run its agent to the end or to cancellation.
 
     Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``; a
     failing store or queue raises, after failing the job so that it is not lost silently.
+    Where ``stop`` is set while the agent runs (a worker shutting down), the run ends at the next
+    step boundary with ``RunFailed`` of type ``WorkerShutdown``, so it never stays running.
     """
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:
         return False
     try:
-        await _execute(infra, job)
+        await _execute(infra, job, stop)
     except BaseException as error:
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
         raise
@@ -42,7 +46,7 @@ async def run_worker_once() -> bool:
     return True
 
 
-async def _execute(infra: Infra, job: Job) -> None:
+async def _execute(infra: Infra, job: Job, stop: asyncio.Event | None) -> None:
     run = await infra.store.get_run(job.run_id)
     if run.status.is_terminal:
         return  # cancelled while queued, or finished by a worker whose job was retried
@@ -70,11 +74,13 @@ async def _execute(infra: Infra, job: Job) -> None:
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
     log.info("run %s started (agent %s)", run.id, run.agent)
-    terminal = await _run_agent(infra, job.run_id, run.agent, run.input)
+    terminal = await _run_agent(infra, job.run_id, run.agent, run.input, stop)
     log.info("run %s ended: %s", run.id, terminal)
 
 
-async def _run_agent(infra: Infra, run_id: str, agent_name: str, input: JsonObject) -> str:
+async def _run_agent(
+    infra: Infra, run_id: str, agent_name: str, input: JsonObject, stop: asyncio.Event | None
+) -> str:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
     Only the agent's own errors end the run with RunFailed; store and queue errors propagate.
@@ -94,10 +100,22 @@ async def _run_agent(infra: Infra, run_id: str, agent_name: str, input: JsonObje
             except Exception as error:
                 await _append(infra, run_id, RUN_FAILED, _error_data(error))
                 return RUN_FAILED
-            await _append(infra, run_id, RUN_STEP, data)
+            step_event = await _append(infra, run_id, RUN_STEP, data)
             if (await infra.store.get_run(run_id)).cancel_requested:
                 await _append(infra, run_id, RUN_CANCELLED, {})
                 return RUN_CANCELLED
+            if stop is not None and stop.is_set():
+                await _append(
+                    infra,
+                    run_id,
+                    RUN_FAILED,
+                    {
+                        "error_type": "WorkerShutdown",
+                        "message": f"the worker was stopped after seq {step_event.seq}; "
+                        "start a new run to retry",
+                    },
+                )
+                return RUN_FAILED
     finally:
         close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
         if close is not None:
@@ -117,7 +135,7 @@ async def _append(
     data: JsonObject,
     *,
     expected_status: RunStatus | None = None,
-) -> None:
-    await infra.store.append_event(
+) -> RunEvent:
+    return await infra.store.append_event(
         run_id, type, data, at=infra.clock.now(), expected_status=expected_status
     )
