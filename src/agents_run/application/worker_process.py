@@ -1,0 +1,54 @@
+"""The long-running worker: several worker loops until told to drain, with backoff on errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from agents_run.application.run_worker import run_worker_once
+from agents_run.errors import InvalidArgument
+
+log = logging.getLogger("agents_run.worker")
+
+MAX_BACKOFF = 5.0
+
+
+async def serve_worker(
+    *,
+    draining: asyncio.Event,
+    stop: asyncio.Event,
+    concurrency: int = 1,
+    idle_poll: float = 0.5,
+) -> int:
+    """Run ``concurrency`` worker loops until ``draining`` is set; return the jobs they ran.
+
+    Once ``draining`` is set no new job is taken; runs in progress go on until they end or until
+    ``stop`` is set, when they end at their next step (see ``run_worker_once``). An error from
+    the infrastructure is logged and retried with backoff instead of ending the process.
+    """
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
+
+    async def worker_loop(index: int) -> int:
+        jobs = 0
+        backoff = idle_poll
+        while not draining.is_set():
+            try:
+                if await run_worker_once(stop=stop):
+                    jobs += 1
+                    backoff = idle_poll
+                    continue
+                backoff = idle_poll
+            except Exception:
+                log.exception("worker loop %d: job failed; retrying in %.1fs", index, backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            await _wait(draining, backoff)
+        return jobs
+
+    return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

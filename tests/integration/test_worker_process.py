@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from agents_run import Infra, InvalidArgument, register_agent, start_run
+from agents_run.application.agents import unregister_agent
+from agents_run.application.worker_process import serve_worker
+from agents_run.domain.json_data import JsonObject
+
+
+async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) -> None:
+    run_ids = [await start_run("echo", {"text": "a b"}) for _ in range(5)]
+    draining, stop = asyncio.Event(), asyncio.Event()
+    worker = asyncio.create_task(
+        serve_worker(draining=draining, stop=stop, concurrency=2, idle_poll=0.01)
+    )
+
+    async def queue_empty() -> None:
+        while (await infra.queue.counts()).total:  # noqa: ASYNC110 - the queue has no event
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(queue_empty(), 5)
+    draining.set()
+    assert await asyncio.wait_for(worker, 5) == 5
+    for run_id in run_ids:
+        assert (await infra.store.get_run(run_id)).status == "finished"
+
+
+async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
+    draining, stop = asyncio.Event(), asyncio.Event()
+
+    @register_agent("drained-mid-run")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        yield {"step": 1}
+        draining.set()  # SIGTERM with a grace period: no new jobs, this run goes on
+        yield {"step": 2}
+
+    try:
+        run_id = await start_run("drained-mid-run", {})
+        queued = await start_run("echo", {"text": "never taken"})
+        jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop), 5)
+    finally:
+        unregister_agent("drained-mid-run")
+    assert jobs == 1
+    assert [e.type for e in await infra.store.read_events(run_id)][-1] == "RunFinished"
+    assert (await infra.store.get_run(queued)).status == "queued"
+
+
+async def test_an_infrastructure_error_is_logged_and_retried(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    draining, stop = asyncio.Event(), asyncio.Event()
+    calls = 0
+    real_take = infra.queue.take_next
+
+    async def flaky_take():  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("redis restarting")
+        if calls >= 3:
+            draining.set()
+        return await real_take()
+
+    monkeypatch.setattr(infra.queue, "take_next", flaky_take)
+    run_id = await start_run("echo", {"text": "a"})
+    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+        jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop, idle_poll=0.01), 5)
+    assert jobs == 1
+    assert "job failed; retrying" in caplog.text
+    assert (await infra.store.get_run(run_id)).status == "finished"
+
+
+@pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
+async def test_concurrency_must_be_a_positive_int(infra: Infra, concurrency: object) -> None:
+    with pytest.raises(InvalidArgument, match="concurrency"):
+        await serve_worker(
+            draining=asyncio.Event(),
+            stop=asyncio.Event(),
+            concurrency=concurrency,  # type: ignore[arg-type]
+        )
