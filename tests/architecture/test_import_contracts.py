@@ -36,6 +36,16 @@ def read_contracts() -> dict[str, configparser.SectionProxy]:
 CONTRACTS = read_contracts()
 
 
+def config_list(section: configparser.SectionProxy, option: str) -> set[str]:
+    return {line.strip() for line in section[option].splitlines() if line.strip()}
+
+
+def is_regular_package(name: str) -> bool:
+    return any(
+        (folder / name / "__init__.py").is_file() for folder in (PROJECT_ROOT / "src", PROJECT_ROOT)
+    )
+
+
 def copy_project(destination: Path) -> Path:
     for folder in ("src", "tests"):
         shutil.copytree(
@@ -240,3 +250,26 @@ def test_every_contract_has_a_violation_that_breaks_it() -> None:
 @pytest.mark.parametrize("key", sorted(CONTRACTS))
 def test_every_contract_tells_how_to_fix_it(key: str) -> None:
     assert CONTRACTS[key].get("broken_contract_guidance", "").strip()
+
+
+def test_every_regular_root_package_is_checked_for_cycles() -> None:
+    parser = configparser.ConfigParser()
+    parser.read(CONFIG, encoding="utf-8")
+    roots = config_list(parser["importlinter"], "root_packages")
+    missing = {name for name in roots if is_regular_package(name)} - config_list(
+        CONTRACTS["no-cycles"], "ancestors"
+    )
+    assert not missing, f"add {sorted(missing)} to the ancestors of no-cycles in .importlinter"
+
+
+def test_the_library_is_forbidden_the_whole_plugin_package_once_it_exists() -> None:
+    # A forbidden module of our own must exist: until the plugin package has an __init__.py,
+    # only its modules can be named.
+    plugin = (
+        "pytest_agents_run" if is_regular_package("pytest_agents_run") else "pytest_agents_run.**"
+    )
+    forbidden = config_list(CONTRACTS["library-without-pytest"], "forbidden_modules")
+    assert plugin in forbidden, (
+        f"name {plugin} (not {sorted(forbidden - {'pytest', '_pytest'})}) in the "
+        "forbidden_modules of library-without-pytest in .importlinter"
+    )
