@@ -94,24 +94,21 @@ def broken_contracts(report: str) -> set[str]:
 
 @dataclass(frozen=True)
 class Violation:
-    """``line`` appended to the module at ``path`` (created with ``new_module_text`` if new)."""
+    """``line`` appended to the module at ``path``, after writing ``new_modules`` (if any)."""
 
     id: str
     path: str
     line: str
     breaks: frozenset[str]
     evidence: str
-    new_module_text: str | None = None
-    helper_modules: dict[str, str] = field(default_factory=dict)
+    new_modules: dict[str, str] = field(default_factory=dict)
 
     def apply(self, project: Path) -> None:
-        for helper_path, text in self.helper_modules.items():
-            (project / helper_path).write_text(text, encoding="utf-8")
+        for new_path, text in self.new_modules.items():
+            assert not (project / new_path).exists(), f"{new_path} exists: pick a new name"
+            (project / new_path).write_text(text, encoding="utf-8")
         target = project / self.path
-        if self.new_module_text is not None:
-            assert not target.exists(), f"{self.path} exists; pick a new module name"
-            target.write_text(self.new_module_text, encoding="utf-8")
-        assert target.is_file(), f"{self.path} is gone; point this case at a module that exists"
+        assert target.is_file(), f"{self.path} is gone: point this case at a module that exists"
         with target.open("a", encoding="utf-8") as module:
             module.write(f"\n{self.line}\n")
 
@@ -128,11 +125,11 @@ VIOLATIONS = [
     ),
     Violation(
         id="a new top-level module sits in no layer",
-        path="src/agents_run/server.py",
-        new_module_text='"""An HTTP API."""\n',
+        new_modules={"src/agents_run/unplaced_module.py": '"""A module placed in no layer."""\n'},
+        path="src/agents_run/unplaced_module.py",
         line="from agents_run.application.infra import get_infra",
         breaks=frozenset({"layers"}),
-        evidence="agents_run.server",
+        evidence="agents_run.unplaced_module",
     ),
     Violation(
         id="a use case other than the seam imports the in-memory adapters",
@@ -164,11 +161,11 @@ VIOLATIONS = [
     ),
     Violation(
         id="an entry point imports an adapter added later",
-        helper_modules={"src/agents_run/adapters/redis_bus.py": '"""A Redis event bus."""\n'},
+        new_modules={"src/agents_run/adapters/kafka_bus.py": '"""A Kafka event bus."""\n'},
         path="src/agents_run/cli.py",
-        line="import agents_run.adapters.redis_bus",
+        line="import agents_run.adapters.kafka_bus",
         breaks=frozenset({"adapters-wired-by-config"}),
-        evidence="agents_run.cli -> agents_run.adapters.redis_bus",
+        evidence="agents_run.cli -> agents_run.adapters.kafka_bus",
     ),
     Violation(
         id="the library imports pytest",
@@ -179,7 +176,7 @@ VIOLATIONS = [
     ),
     Violation(
         id="the library imports the plugin",
-        helper_modules=PLUGIN_MODULE,
+        new_modules=PLUGIN_MODULE,
         path="src/agents_run/formatting.py",
         line="import pytest_agents_run.architecture_probe",
         breaks=frozenset({"library-without-pytest"}),
@@ -201,7 +198,7 @@ VIOLATIONS = [
     ),
     Violation(
         id="an end-to-end test reaches a unit test double through a unit helper",
-        helper_modules={"tests/unit/probe_helpers.py": "import tests.unit.mocks\n"},
+        new_modules={"tests/unit/probe_helpers.py": "import tests.unit.mocks\n"},
         path="tests/e2e/test_run_end_to_end.py",
         line="import tests.unit.probe_helpers",
         breaks=frozenset({"integration-tests-without-unit-mocks"}),
