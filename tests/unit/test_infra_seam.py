@@ -16,6 +16,11 @@ from agents_run import (
     set_infra,
     use_infra,
 )
+from tests.unit.mocks.close_recording_adapters import (
+    CloseRecordingBus,
+    CloseRecordingQueue,
+    CloseRecordingStore,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +56,17 @@ def test_the_three_ports_are_enough_to_build_an_infra() -> None:
     infra = Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
     assert infra.ids.new_run_id() == "run-000001"
     assert infra.clock.now() == infra.clock.now()
+
+
+async def test_aclose_closes_the_bus_the_queue_and_the_store_once_each() -> None:
+    closed: list[str] = []
+    infra = Infra(
+        bus=CloseRecordingBus(closed),
+        queue=CloseRecordingQueue(closed),
+        store=CloseRecordingStore(closed),
+    )
+    await infra.aclose()
+    assert closed == ["bus", "queue", "store"]
 
 
 def test_set_infra_from_sync_code_is_seen_inside_asyncio_run() -> None:

@@ -1,0 +1,1 @@
+"""Tests of the architecture contracts in .importlinter."""
