@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -12,10 +13,11 @@ from agents_run.application.cancel_run import cancel_run
 from agents_run.application.infra import get_infra
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
-from agents_run.config import load_infra_from_config
+from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
 from agents_run.demo import run_demo
 from agents_run.errors import AgentsRunError
 from agents_run.formatting import format_event
+from agents_run.server import serve
 
 
 async def _start(args: argparse.Namespace) -> int:
@@ -43,6 +45,25 @@ async def _demo(args: argparse.Namespace) -> int:
     return await run_demo(print)
 
 
+async def _serve(args: argparse.Namespace) -> int:
+    in_process_worker = args.in_process_worker
+    if in_process_worker is None:
+        # What lives in this process's memory only this process can work on.
+        config = read_config()
+        in_process_worker = MEMORY_URL in (config.bus_url, config.queue_url, config.store_url)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:
+        return await serve(args.host, args.port, in_process_worker=in_process_worker, say=_say_now)
+    except OSError as error:
+        raise SystemExit(
+            f"agents-run serve: cannot listen on {args.host}:{args.port}: {error}"
+        ) from None
+
+
+def _say_now(line: str) -> None:
+    print(line, flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="agents-run",
@@ -68,6 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="request a run's cancellation")
     cancel.add_argument("run_id")
     cancel.set_defaults(handler=_cancel)
+
+    serve = commands.add_parser(
+        "serve",
+        help="the HTTP API with server-sent events (docs/http-api.md)",
+        description="Serve POST /runs, GET /runs/ID, GET /runs/ID/events (server-sent events) "
+        "and POST /runs/ID/cancel until SIGINT or SIGTERM.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    workers = serve.add_mutually_exclusive_group()
+    workers.add_argument(
+        "--with-worker",
+        dest="in_process_worker",
+        action="store_true",
+        default=None,
+        help="run a worker and an outbox publisher in this process (the default where any of "
+        "the bus, queue or store is memory://)",
+    )
+    workers.add_argument(
+        "--without-worker",
+        dest="in_process_worker",
+        action="store_false",
+        help="serve only; workers and publishers run as their own processes (the default where "
+        "the bus, queue and store are all shared servers)",
+    )
+    serve.set_defaults(handler=_serve)
     return parser
 
 
