@@ -88,6 +88,7 @@ class _Connection:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
     limits: ServerLimits
+    received_head: bool = False  # until then, closing the server may drop it at once
     responded: bool = False
 
     async def send(self, data: bytes) -> None:
@@ -137,7 +138,7 @@ class HttpApiServer:
         self._bound_port: int | None = None
         self._infra: Infra | None = None
         self._closing = asyncio.Event()
-        self._connections: set[asyncio.Task[Any]] = set()
+        self._connections: dict[asyncio.Task[Any], _Connection] = {}
 
     @property
     def port(self) -> int:
@@ -145,6 +146,10 @@ class HttpApiServer:
         if self._bound_port is None:
             raise RuntimeError("the server has not started: await start() first")
         return self._bound_port
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._connections)
 
     @property
     def url(self) -> str:
@@ -162,8 +167,13 @@ class HttpApiServer:
             return
         self._server.close()
         self._closing.set()
+        for task, connection in list(self._connections.items()):
+            if not connection.received_head:
+                task.cancel()  # an idle client: no request of its own to finish
         if self._connections:
-            _, late = await asyncio.wait(self._connections, timeout=self.limits.shutdown_timeout)
+            _, late = await asyncio.wait(
+                list(self._connections), timeout=self.limits.shutdown_timeout
+            )
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -180,17 +190,19 @@ class HttpApiServer:
         task = asyncio.current_task()
         assert task is not None, "called by asyncio.start_server, inside a task"
         assert self._infra is not None, "set by start()"
-        self._connections.add(task)
         connection = _Connection(reader, writer, self.limits)
+        self._connections[task] = connection
         try:
             with use_infra(self._infra):
                 await self._serve(connection)
+        except AgentsRunError:
+            log.exception("error after the answer had begun")
         except (ConnectionError, TimeoutError):
             pass  # the client left, or stopped reading what we wrote
         except Exception:
             log.exception("unexpected error while serving a connection")
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError, TimeoutError):
                 async with asyncio.timeout(self.limits.write_timeout):
@@ -228,6 +240,7 @@ class HttpApiServer:
         try:
             async with asyncio.timeout(self.limits.request_timeout):
                 head = await connection.reader.readuntil(b"\r\n\r\n")
+                connection.received_head = True
                 request = _parse_head(head)
                 length = _content_length(request.headers, self.limits.max_body_bytes)
                 if length and request.headers.get("expect", "").lower() == "100-continue":

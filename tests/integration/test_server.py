@@ -529,6 +529,27 @@ async def test_closing_the_server_ends_open_streams_and_refuses_new_connections(
     await run_until_idle()
 
 
+async def test_closing_the_server_drops_a_connection_that_sent_no_request(infra: Infra) -> None:
+    patient = ServerLimits(request_timeout=600, shutdown_timeout=600)
+    running = HttpApiServer("127.0.0.1", 0, patient)
+    await running.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+    try:
+        writer.write(b"GET /runs/x HTT")  # a request line, begun and never finished
+        await writer.drain()
+
+        async def accepted() -> bool:
+            return running.open_connections == 1
+
+        await eventually(accepted, "the server accepted the connection")
+        await asyncio.wait_for(running.aclose(), DEADLINE)  # not the 600s of either limit
+        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+    finally:
+        await running.aclose()
+        writer.close()
+        await writer.wait_closed()
+
+
 async def test_serve_with_an_in_process_worker_runs_what_it_is_given(infra: Infra) -> None:
     stop = asyncio.Event()
     said: list[str] = []
