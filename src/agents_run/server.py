@@ -153,7 +153,8 @@ class HttpApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+        return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
         self._infra = get_infra()
