@@ -370,7 +370,7 @@ class HttpApiServer:
         the client leaves or the server closes. An error after the head is a ``StreamError``."""
         client_gone = asyncio.create_task(_wait_for_eof(connection.reader))
         closing = asyncio.create_task(self._closing.wait())
-        next_event: asyncio.Task[RunEvent] | None = None
+        next_event: asyncio.Task[RunEvent | None] | None = None
         try:
             while True:
                 if next_event is None:
@@ -385,12 +385,9 @@ class HttpApiServer:
                 if not done:
                     await connection.send(b": keep-alive\n\n")
                     continue
-                try:
-                    event = next_event.result()
-                except StopAsyncIteration:
-                    return
-                finally:
-                    next_event = None
+                event, next_event = next_event.result(), None
+                if event is None:
+                    return  # after the terminal event
                 await connection.send(format_sse(event))
         except AgentsRunError as error:
             await connection.send(_stream_error(type(error).__name__, str(error)))
@@ -421,8 +418,8 @@ def _stream_error(type: str, message: str) -> bytes:
     return f"event: StreamError\ndata: {data}\n\n".encode()
 
 
-async def _next(events: AsyncIterator[RunEvent]) -> RunEvent:
-    return await anext(events)
+async def _next(events: AsyncIterator[RunEvent]) -> RunEvent | None:
+    return await anext(events, None)
 
 
 async def _wait_for_eof(reader: asyncio.StreamReader) -> None:
