@@ -60,6 +60,7 @@ class ServerLimits:
     resubscribe_after: float = 60.0  # stream_run's idle_timeout, after which it resubscribes
     poll_interval: float = 1.0  # stream_run re-reads the store after this much bus silence
     shutdown_timeout: float = 5.0  # for open requests and streams to end on close
+    backlog: int = 1024  # connections the kernel queues before accept (asyncio's default: 100)
 
 
 class HttpError(Exception):
@@ -159,7 +160,11 @@ class HttpApiServer:
     async def start(self) -> None:
         self._infra = get_infra()
         self._server = await asyncio.start_server(
-            self._accept, self.host, self._requested_port, limit=self.limits.max_head_bytes
+            self._accept,
+            self.host,
+            self._requested_port,
+            limit=self.limits.max_head_bytes,
+            backlog=self.limits.backlog,
         )
         self._bound_port = self._server.sockets[0].getsockname()[1]
 
