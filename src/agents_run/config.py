@@ -130,13 +130,23 @@ def build_infra(config: InfraConfig) -> Infra:
 def _build_bus(config: InfraConfig) -> EventBusPort:
     if config.bus_url == MEMORY_URL:
         return InMemoryEventBus()
-    raise _not_supported_yet(BUS_URL, config.bus_url)
+    # Imported on demand: memory-only processes never load redis-py (and the adapter imports
+    # redact from here).
+    from agents_run.adapters.redis_bus import RedisEventBus  # noqa: PLC0415
+
+    return RedisEventBus(
+        config.bus_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_queue(config: InfraConfig) -> QueuePort:
     if config.queue_url == MEMORY_URL:
         return InMemoryQueue()
-    raise _not_supported_yet(QUEUE_URL, config.queue_url)
+    from agents_run.adapters.bullmq_queue import BullMQQueue  # noqa: PLC0415  (as in _build_bus)
+
+    return BullMQQueue(
+        config.queue_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_store(config: InfraConfig) -> RunStorePort:
