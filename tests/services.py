@@ -85,3 +85,18 @@ async def delete_redis_keys(url: str, prefix: str) -> int:
     finally:
         await client.aclose()
     return deleted
+
+
+async def kill_redis_connections(url: str, client_name: str, *, pubsub: bool) -> int:
+    """Drop the server side of the connections named ``client_name`` (only ours, never others'),
+    either the subscribed ones or the others; returns how many were killed."""
+    client = _redis_client(url)
+    killed = 0
+    try:
+        for connection in await client.client_list():
+            if connection["name"] != client_name or ("P" in connection["flags"]) != pubsub:
+                continue
+            killed += int(await client.client_kill_filter(_id=connection["id"]))
+    finally:
+        await client.aclose()
+    return killed

@@ -61,7 +61,12 @@ class BullMQQueue:
         self.url = url
         self.name = queue_name(key_prefix)
         self.key_prefix = key_prefix
-        self._client = open_redis(url, connect_timeout=connect_timeout, decode_responses=True)
+        self._client = open_redis(
+            url,
+            connect_timeout=connect_timeout,
+            decode_responses=True,  # as BullMQ needs
+            client_name=f"{key_prefix}:queue",
+        )
         options: dict[str, Any] = {"connection": self._client, "prefix": key_prefix}
         self._queue = Queue(self.name, options)
         self._worker = Worker(

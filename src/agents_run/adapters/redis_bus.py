@@ -127,7 +127,13 @@ class RedisEventBus:
         self.url = url
         self.key_prefix = key_prefix
         self.connect_timeout = connect_timeout
-        self.client = open_redis(url, connect_timeout=connect_timeout, decode_responses=False)
+        self.client_name = f"{key_prefix}:bus"
+        self.client = open_redis(
+            url,
+            connect_timeout=connect_timeout,
+            decode_responses=False,
+            client_name=self.client_name,
+        )
         self._subscriptions: set[RedisSubscription] = set()
 
     async def publish(self, event: RunEvent) -> None:

@@ -26,8 +26,12 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def open_redis(url: str, *, connect_timeout: float, decode_responses: bool) -> Redis:
+def open_redis(
+    url: str, *, connect_timeout: float, decode_responses: bool, client_name: str
+) -> Redis:
     """A pooled client for ``url``; connecting and each reply wait at most ``connect_timeout`` s.
+
+    Its connections carry ``client_name`` (``CLIENT LIST`` shows who holds which connection).
 
     No I/O happens here. redis-py's own retries are off: each adapter decides what may be retried
     (a retry with backoff would turn an unreachable server into a wait of minutes).
@@ -38,6 +42,7 @@ def open_redis(url: str, *, connect_timeout: float, decode_responses: bool) -> R
         socket_timeout=connect_timeout,
         retry=Retry(NoBackoff(), 0),
         decode_responses=decode_responses,
+        client_name=client_name,
     )
     return client
 
