@@ -12,6 +12,7 @@ from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
 from agents_run.application.infra import use_infra
 from agents_run.ports import QueueCounts
 from tests.services import delete_redis_keys, require_redis, unique_prefix
+from tests.tcp_proxy import proxied
 
 # Short on purpose: a vanished worker's lock expires quickly, so recovery happens within a test.
 LOCK_MS = 300
@@ -24,11 +25,11 @@ QueueFactory = Callable[..., BullMQQueue]
 @pytest.fixture
 async def new_queue() -> AsyncIterator[QueueFactory]:
     """Makes adapters on one fresh queue, as separate worker processes would have."""
-    url = await require_redis()
+    default_url = await require_redis()
     prefix = unique_prefix("queue")
     made: list[BullMQQueue] = []
 
-    def make(lock_ms: int = LOCK_MS) -> BullMQQueue:
+    def make(lock_ms: int = LOCK_MS, url: str = default_url) -> BullMQQueue:
         made.append(
             BullMQQueue(
                 url,
@@ -43,7 +44,7 @@ async def new_queue() -> AsyncIterator[QueueFactory]:
     yield make
     for queue in made:
         await queue.aclose()
-    await delete_redis_keys(url, prefix)
+    await delete_redis_keys(default_url, prefix)
 
 
 async def recover_within_deadline(queue: BullMQQueue) -> list[str]:
@@ -125,16 +126,20 @@ async def test_a_run_whose_worker_vanished_mid_run_ends_failed_without_a_repeate
 
 
 async def test_completing_a_job_that_another_worker_took_over_leaves_it_to_that_worker(
-    new_queue: QueueFactory,
+    new_queue: QueueFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    slow_worker, checker = new_queue(), new_queue()
-    await slow_worker.enqueue("run-1")
-    job = await slow_worker.take_next()
-    assert job is not None
-    await slow_worker._worker.lockManager.close()  # as if its renewals could not reach Redis
-    assert await recover_within_deadline(checker) == ["run-1"]
+    checker = new_queue()
+    async with proxied(await require_redis()) as (proxy, proxied_url):
+        cut_off = new_queue(url=proxied_url)
+        await cut_off.enqueue("run-1")
+        job = await cut_off.take_next()
+        assert job is not None
+        await proxy.stop()  # its lock renewals no longer reach Redis
+        assert await recover_within_deadline(checker) == ["run-1"]
+        await proxy.start()
 
-    await slow_worker.complete(job)  # not ours any more: logged, not raised
+        await cut_off.complete(job)  # no longer its job: logged, not raised
+    assert "no longer held by this worker" in caplog.text
     taken_over = await checker.take_next()
     assert taken_over is not None
     assert taken_over.attempt == 2

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents_run import RunEvent
+from agents_run import InfraUnavailable, RunEvent
 from agents_run.adapters.redis_bus import RedisEventBus, channel_name
 from tests.services import (
     delete_redis_keys,
@@ -14,6 +14,7 @@ from tests.services import (
     require_redis,
     unique_prefix,
 )
+from tests.tcp_proxy import proxied
 
 WAIT = 2.0
 
@@ -52,6 +53,33 @@ async def test_a_subscription_whose_connection_drops_resubscribes_and_says_so_on
     assert await subscription.next_event(WAIT) == step(3)
     assert await subscription.next_event(0.1) is None
     await subscription.aclose()
+
+
+async def test_a_subscription_outlives_an_outage_and_resumes_when_the_server_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = await require_redis()
+    prefix = unique_prefix("bus")
+    async with proxied(url) as (proxy, proxied_url):
+        bus = RedisEventBus(proxied_url, key_prefix=prefix, connect_timeout=1)
+        try:
+            subscription = await bus.subscribe("run-1")
+            await proxy.stop()  # the server is gone for everyone
+
+            assert await subscription.next_event(0.2) is None  # no error: streams poll the store
+            assert await subscription.next_event(0.2) is None
+            assert "cannot resubscribe" in caplog.text
+            with pytest.raises(InfraUnavailable, match="did not answer while publishing"):
+                await bus.publish(step(1))
+
+            await proxy.start()  # the server is back
+            assert await subscription.next_event(WAIT) is None  # resubscribed: maybe a gap
+            await bus.publish(step(2))
+            assert await subscription.next_event(WAIT) == step(2)
+            await subscription.aclose()
+        finally:
+            await bus.aclose()
+            await delete_redis_keys(url, prefix)
 
 
 async def test_a_publish_on_a_dropped_pooled_connection_is_retried(bus: RedisEventBus) -> None:

@@ -82,6 +82,8 @@ class BullMQQueue:
                 "maxStalledCount": 1_000_000,
             },
         )
+        # Lock renewal runs in the background and reports its failures only as events.
+        self._worker.on("error", _log_worker_error)
         self._tokens = (f"{self._worker.id}:{n}" for n in itertools.count(1))
         self._held: dict[str, BullJob] = {}  # run id -> the taken job (its token inside)
         self._closed = False
@@ -168,3 +170,7 @@ class BullMQQueue:
         await self._worker.close()
         await self._queue.close()
         await self._client.aclose()
+
+
+def _log_worker_error(error: BaseException, *_: object) -> None:
+    log.warning("BullMQ worker: %s: %s", type(error).__name__, error)

@@ -11,9 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-import redis.exceptions
 from redis.asyncio.client import PubSub
 
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS, open_redis, unavailable
@@ -38,6 +36,7 @@ class RedisSubscription:
         self.run_id = run_id
         self.channel = channel_name(bus.key_prefix, run_id)
         self._pubsub: PubSub | None = None
+        self._reported_outage = False  # log an outage once, not at every poll
         self.closed = False
 
     async def start(self, deadline: float) -> None:
@@ -59,42 +58,54 @@ class RedisSubscription:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(timeout, 0.0)
         while True:
-            try:
-                message = await self._read(deadline - loop.time())
-            except CONNECTION_ERRORS as error:
-                log.warning("lost the subscription to %s (%s); resubscribing", self.channel, error)
+            pubsub = self._pubsub
+            if pubsub is None:  # the connection was lost
                 await self._resubscribe(deadline)
-                return None  # events may have been missed: the caller re-reads the store
+                return None  # events may have been missed meanwhile: the caller re-reads the store
+            try:
+                # Waits between replies with its own timeout, never cutting a reply in half.
+                message = await pubsub.get_message(timeout=max(deadline - loop.time(), 0.0))
+            except CONNECTION_ERRORS as error:
+                if not self._reported_outage:
+                    log.warning("lost the subscription to %s (%s)", self.channel, error)
+                await self._release()
+                continue
+            except RuntimeError:
+                if self._pubsub is None:
+                    return None  # closed by another task while this one was waiting
+                raise
             if message is None:
                 if loop.time() >= deadline:
                     return None
-                continue
-            if message["type"] == "message":
+            elif message["type"] == "message":
                 event = _decode(message["data"], self.channel)
                 if event is not None:
                     return event
 
-    async def _read(self, timeout: float) -> dict[str, Any] | None:
-        if self._pubsub is None:  # closed meanwhile, or a resubscribe failed: try again first
-            raise redis.exceptions.ConnectionError("not subscribed")
-        # get_message waits with its own timeout between replies, never cutting a reply in half.
-        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=max(timeout, 0.0))
-        return message
-
     async def _resubscribe(self, deadline: float) -> None:
-        await self._release()
+        """Subscribe again (a few attempts within ``deadline``); where the server does not answer,
+        wait until ``deadline`` so that a caller polling the store meanwhile does not spin."""
         loop = asyncio.get_running_loop()
         for _ in range(RESUBSCRIBE_ATTEMPTS):
             attempt_deadline = min(deadline, loop.time() + self._bus.connect_timeout)
             if self.closed or attempt_deadline <= loop.time():
-                return
+                break
             try:
                 await self.start(attempt_deadline)
-                log.info("resubscribed to %s", self.channel)
-                return
             except CONNECTION_ERRORS as error:
-                log.warning("resubscribing to %s failed: %s", self.channel, error)
                 await self._release()
+                if not self._reported_outage:
+                    self._reported_outage = True
+                    log.warning(
+                        "cannot resubscribe to %s (%s); retrying, streams read the store meanwhile",
+                        self.channel,
+                        error,
+                    )
+                continue
+            self._reported_outage = False
+            log.info("resubscribed to %s", self.channel)
+            return
+        await asyncio.sleep(max(deadline - loop.time(), 0.0))
 
     async def _release(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
