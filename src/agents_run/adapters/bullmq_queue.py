@@ -45,8 +45,9 @@ class BullMQQueue:
     ``InfraUnavailable`` from the first call that needs it, within ``connect_timeout`` seconds.
 
     ``lock_duration_ms``: how long a taken job stays locked without renewal (the adapter renews
-    the locks of the jobs it holds every quarter of it). ``stalled_interval_ms``: how often
-    ``recover_stalled`` actually checks, however often it is called, across all processes.
+    the locks of the jobs it holds at least every half of it, with BullMQ's lock manager).
+    ``stalled_interval_ms``: how often ``recover_stalled`` actually checks, however often it is
+    called, across all processes.
     """
 
     def __init__(
