@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from redis.asyncio import Redis
 
-from agents_run.config import redact
+from agents_run.formatting import redact
 
 REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
 TEST_REDIS_URL = "AGENTS_RUN_TEST_REDIS_URL"

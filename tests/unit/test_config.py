@@ -5,7 +5,8 @@ import pytest
 from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
 from agents_run.adapters.bullmq_queue import BullMQQueue
 from agents_run.adapters.redis_bus import RedisEventBus
-from agents_run.config import read_config, redact
+from agents_run.config import read_config
+from agents_run.formatting import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
 pytestmark = pytest.mark.usefixtures("infra")
