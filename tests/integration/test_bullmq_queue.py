@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from bullmq import Queue
 
 from agents_run import Infra, InMemoryEventBus, InMemoryRunStore, run_worker_once, start_run
 from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
@@ -143,3 +144,19 @@ async def test_completing_a_job_that_another_worker_took_over_leaves_it_to_that_
     taken_over = await checker.take_next()
     assert taken_over is not None
     assert taken_over.attempt == 2
+
+
+async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFactory) -> None:
+    queue = new_queue()
+    await queue.enqueue("run-1")
+    job = await queue.take_next()
+    assert job is not None
+    await queue.fail(job, "RuntimeError: store down")
+
+    inspector = Queue(queue.name, {"connection": await require_redis(), "prefix": queue.key_prefix})
+    try:
+        failed = await inspector.getJob("run-1")
+        assert await inspector.getJobState("run-1") == "failed"
+    finally:
+        await inspector.close()
+    assert (failed.failedReason, failed.stacktrace) == ("RuntimeError: store down", [])

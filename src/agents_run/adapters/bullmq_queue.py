@@ -96,6 +96,8 @@ class BullMQQueue:
             "jobId": run_id,
             "removeOnComplete": {"age": KEEP_COMPLETED_SECONDS},
             "removeOnFail": {"age": KEEP_FAILED_SECONDS},
+            # fail() records the error as text; BullMQ would store the adapter's own stack.
+            "stackTraceLimit": 0,
         }
         async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
             await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
