@@ -9,12 +9,12 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
 from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra, set_infra
 from agents_run.errors import InfraConfigError
+from agents_run.formatting import redact
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
@@ -55,19 +55,6 @@ _FORMS = {
     QUEUE_URL: "memory:// or redis://[:password@]host[:port][/db] (BullMQ on that Redis)",
     STORE_URL: "memory://, postgresql://user@host[:port]/database or sqlite:///path/to/file.db",
 }
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for errors and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
@@ -130,13 +117,22 @@ def build_infra(config: InfraConfig) -> Infra:
 def _build_bus(config: InfraConfig) -> EventBusPort:
     if config.bus_url == MEMORY_URL:
         return InMemoryEventBus()
-    raise _not_supported_yet(BUS_URL, config.bus_url)
+    # Imported on demand: processes that use only memory:// never load redis-py or bullmq.
+    from agents_run.adapters.redis_bus import RedisEventBus  # noqa: PLC0415
+
+    return RedisEventBus(
+        config.bus_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_queue(config: InfraConfig) -> QueuePort:
     if config.queue_url == MEMORY_URL:
         return InMemoryQueue()
-    raise _not_supported_yet(QUEUE_URL, config.queue_url)
+    from agents_run.adapters.bullmq_queue import BullMQQueue  # noqa: PLC0415  (as in _build_bus)
+
+    return BullMQQueue(
+        config.queue_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_store(config: InfraConfig) -> RunStorePort:

@@ -12,7 +12,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import pytest
 
 from agents_run import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run.adapters.bullmq_queue import BullMQQueue
+from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
+from tests.services import delete_redis_keys, require_redis, unique_prefix
 
 
 @asynccontextmanager
@@ -32,14 +35,41 @@ async def memory_queue() -> AsyncIterator[QueuePort]:
     yield InMemoryQueue()
 
 
+@asynccontextmanager
+async def redis_bus() -> AsyncIterator[EventBusPort]:
+    url = await require_redis()
+    prefix = unique_prefix("bus")
+    bus = RedisEventBus(url, key_prefix=prefix, connect_timeout=5.0)
+    try:
+        yield bus
+        assert bus.open_subscriptions() == [], "a test left a subscription open"
+    finally:
+        await bus.aclose()
+        await delete_redis_keys(url, prefix)
+
+
+@asynccontextmanager
+async def bullmq_queue() -> AsyncIterator[QueuePort]:
+    url = await require_redis()
+    prefix = unique_prefix("queue")
+    queue = BullMQQueue(url, key_prefix=prefix, connect_timeout=5.0)
+    try:
+        yield queue
+    finally:
+        await queue.aclose()
+        await delete_redis_keys(url, prefix)
+
+
 STORE_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[RunStorePort]]] = {
     "memory": memory_store,
 }
 BUS_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[EventBusPort]]] = {
     "memory": memory_bus,
+    "redis": redis_bus,
 }
 QUEUE_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[QueuePort]]] = {
     "memory": memory_queue,
+    "bullmq": bullmq_queue,
 }
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 import pytest
 
 from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
-from agents_run.config import read_config, redact
+from agents_run.adapters.bullmq_queue import BullMQQueue
+from agents_run.adapters.redis_bus import RedisEventBus
+from agents_run.config import read_config
+from agents_run.formatting import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
 pytestmark = pytest.mark.usefixtures("infra")
@@ -63,3 +66,23 @@ def test_a_malformed_connect_timeout_is_refused(timeout: str) -> None:
 
 def test_connect_timeout_is_read_in_seconds() -> None:
     assert read_config({"AGENTS_RUN_CONNECT_TIMEOUT": "1.5"}).connect_timeout == 1.5
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+async def test_redis_urls_build_the_redis_bus_and_the_bullmq_queue_without_connecting(
+    scheme: str,
+) -> None:
+    url = f"{scheme}://:pw@127.0.0.1:1/0"  # nothing listens there: building must not connect
+    infra = load_infra_from_config(
+        {
+            "AGENTS_RUN_BUS_URL": url,
+            "AGENTS_RUN_QUEUE_URL": url,
+            "AGENTS_RUN_KEY_PREFIX": "team-a",
+            "AGENTS_RUN_CONNECT_TIMEOUT": "1.5",
+        }
+    )
+    assert isinstance(infra.bus, RedisEventBus)
+    assert (infra.bus.key_prefix, infra.bus.connect_timeout) == ("team-a", 1.5)
+    assert isinstance(infra.queue, BullMQQueue)
+    assert (infra.queue.name, infra.queue.key_prefix) == ("team-a-runs", "team-a")
+    await infra.aclose()
