@@ -81,6 +81,11 @@ class QueuePort(Protocol):
 
     async def counts(self) -> QueueCounts: ...
 
+    async def recover_stalled(self) -> list[str]:
+        """Queue again the jobs whose worker vanished mid-run; their run ids. Worker processes
+        call this periodically; where no job can outlive its worker it finds nothing."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

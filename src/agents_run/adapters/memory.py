@@ -156,6 +156,10 @@ class InMemoryQueue:
     async def counts(self) -> QueueCounts:
         return QueueCounts(waiting=len(self._waiting), active=len(self._active))
 
+    async def recover_stalled(self) -> list[str]:
+        # Jobs live in this process only: a worker that vanishes takes the queue with it.
+        return []
+
     async def aclose(self) -> None:
         return None
 
