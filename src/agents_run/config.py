@@ -9,13 +9,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
 from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra, set_infra
 from agents_run.errors import InfraConfigError
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
+from agents_run.redaction import redact
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
@@ -55,19 +55,6 @@ _FORMS = {
     QUEUE_URL: "memory:// or redis://[:password@]host[:port][/db] (BullMQ on that Redis)",
     STORE_URL: "memory://, postgresql://user@host[:port]/database or sqlite:///path/to/file.db",
 }
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for errors and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:

@@ -11,13 +11,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import pytest
 
-from agents_run import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run import InMemoryEventBus, InMemoryQueue
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
+from tests.contract.storages import STORAGES, Storage
 
 
-@asynccontextmanager
-async def memory_store() -> AsyncIterator[RunStorePort]:
-    yield InMemoryRunStore()
+def _one_store(storage: Storage) -> Callable[[], AbstractAsyncContextManager[RunStorePort]]:
+    @asynccontextmanager
+    async def factory() -> AsyncIterator[RunStorePort]:
+        async with storage() as open_store:
+            yield open_store()
+
+    return factory
 
 
 @asynccontextmanager
@@ -33,7 +38,7 @@ async def memory_queue() -> AsyncIterator[QueuePort]:
 
 
 STORE_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[RunStorePort]]] = {
-    "memory": memory_store,
+    name: _one_store(storage) for name, storage in STORAGES.items()
 }
 BUS_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[EventBusPort]]] = {
     "memory": memory_bus,
@@ -47,6 +52,15 @@ QUEUE_FACTORIES: dict[str, Callable[[], AbstractAsyncContextManager[QueuePort]]]
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[RunStorePort]:
     async with STORE_FACTORIES[request.param]() as adapter:
         yield adapter
+
+
+@pytest.fixture(params=sorted(STORAGES))
+async def store_pair(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[RunStorePort, RunStorePort]]:
+    """Two handles on one storage, each with its own connections, like two processes."""
+    async with STORAGES[request.param]() as open_store:
+        yield open_store(), open_store()
 
 
 @pytest.fixture(params=sorted(BUS_FACTORIES))

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
-from agents_run.config import read_config, redact
+from agents_run.config import read_config
+from agents_run.redaction import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
 pytestmark = pytest.mark.usefixtures("infra")

@@ -1,0 +1,69 @@
+"""Real services for tests: where they are, and what to do where one does not answer.
+
+A test that needs a server calls ``require_service`` (or ``postgres_url``): where the server
+does not answer it skips with the reason, or fails where ``AGENTS_RUN_REQUIRE_SERVICES=1`` (CI).
+Each server is probed once per test session.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from agents_run.redaction import redact
+
+REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
+TEST_POSTGRES_URL = "AGENTS_RUN_TEST_POSTGRES_URL"
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PROBE_TIMEOUT = 2.0
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
+
+
+def services_required() -> bool:
+    return os.environ.get(REQUIRE_SERVICES, "") == "1"
+
+
+def tcp_probe(url: str) -> None:
+    """Raise ``OSError`` where nothing accepts TCP connections at ``url``'s host and port."""
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    with socket.create_connection((parts.hostname or "127.0.0.1", port), PROBE_TIMEOUT):
+        pass
+
+
+def postgres_probe(url: str) -> None:
+    """Connect and log in, so a wrong user or database is reported like a missing server."""
+    with psycopg.connect(url, connect_timeout=int(PROBE_TIMEOUT)):
+        pass
+
+
+@functools.cache
+def _unreachable_reason(name: str, url: str, probe: Callable[[str], None]) -> str | None:
+    try:
+        probe(url)
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"{name} at {redact(url)} does not answer ({detail})"
+    return None
+
+
+def require_service(name: str, url: str, probe: Callable[[str], None] = tcp_probe) -> str:
+    """``url``, once ``probe`` reached the service; otherwise skip the test, or fail it in CI."""
+    reason = _unreachable_reason(name, url, probe)
+    if reason is not None:
+        if services_required():
+            pytest.fail(f"{reason}, and {REQUIRE_SERVICES}=1 requires it", pytrace=False)
+        pytest.skip(f"{reason}; set {REQUIRE_SERVICES}=1 to fail instead")
+    return url
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL (``AGENTS_RUN_TEST_POSTGRES_URL``), checked to answer."""
+    url = os.environ.get(TEST_POSTGRES_URL, "") or DEFAULT_TEST_POSTGRES_URL
+    return require_service("PostgreSQL", url, postgres_probe)
