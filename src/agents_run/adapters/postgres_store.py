@@ -21,6 +21,7 @@ import asyncio
 import copy
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -189,6 +190,7 @@ class PostgresRunStore:
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._pool_lock = asyncio.Lock()
         self._listener: Connection | None = None
+        self._listener_lock = asyncio.Lock()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -413,6 +415,20 @@ class PostgresRunStore:
                 raise failure
 
     async def wait_for_outbox(self, timeout: float) -> bool:
+        # One waiter at a time: the listening connection serves one caller, and a second
+        # caller must not open a second listener.
+        deadline = time.monotonic() + timeout
+        try:
+            async with asyncio.timeout(timeout):
+                await self._listener_lock.acquire()
+        except TimeoutError:
+            return False
+        try:
+            return await self._wait_for_notification(max(0.0, deadline - time.monotonic()))
+        finally:
+            self._listener_lock.release()
+
+    async def _wait_for_notification(self, timeout: float) -> bool:
         listener = self._listener
         if listener is None or listener.closed:
             self._listener = await self._listen()
