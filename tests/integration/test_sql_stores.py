@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -104,6 +105,47 @@ async def test_a_postgres_schema_never_initialised_says_to_run_db_init(fresh_sch
     try:
         with pytest.raises(InfraConfigError, match="run `agents-run db init`"):
             await store.create_run(a_run())
+    finally:
+        await store.aclose()
+
+
+async def test_after_its_connections_die_a_postgres_store_fails_once_then_recovers(
+    fresh_schema: str,
+) -> None:
+    store = PostgresRunStore(postgres_url(), schema=fresh_schema, max_connections=4)
+    try:
+        await store.create_schema()
+        await asyncio.gather(*(store.create_run(a_run()) for _ in range(8)))  # fill the pool
+        async with await psycopg.AsyncConnection.connect(postgres_url(), autocommit=True) as admin:
+            await admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                (store.application_name,),
+            )
+        with pytest.raises(InfraUnavailable, match="is unavailable"):
+            await store.create_run(a_run())
+        run = a_run()
+        await store.create_run(run)
+        assert (await store.get_run(run.id)).id == run.id
+    finally:
+        await store.aclose()
+
+
+async def test_a_sqlite_file_locked_too_long_by_another_process_raises(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = SqliteRunStore(path, busy_timeout=0.2)
+    try:
+        await store.create_schema()
+        other_process = sqlite3.connect(path, isolation_level=None)
+        other_process.execute("BEGIN IMMEDIATE")
+        try:
+            async with asyncio.timeout(DEADLINE):
+                with pytest.raises(InfraUnavailable, match="database is locked"):
+                    await store.create_run(a_run())
+        finally:
+            other_process.execute("ROLLBACK")
+            other_process.close()
+        await store.create_run(a_run())
     finally:
         await store.aclose()
 

@@ -18,6 +18,7 @@ and every wait for a connection is bounded by ``connect_timeout``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import math
 import re
@@ -180,6 +181,8 @@ class PostgresRunStore:
         if max_connections < 1:
             raise InvalidArgument(f"max_connections must be >= 1, got {max_connections!r}")
         self.schema = schema
+        # Shown in pg_stat_activity, so operators see which deployment holds connections.
+        self.application_name = f"agents-run:{schema}"
         self._url = url
         self._display_url = redact(url)
         self._secrets = secrets_of(url)
@@ -203,7 +206,7 @@ class PostgresRunStore:
         return {
             "autocommit": True,
             "connect_timeout": max(2, math.ceil(self._connect_timeout)),
-            "application_name": "agents-run",
+            "application_name": self.application_name,
         }
 
     async def _opened_pool(self) -> AsyncConnectionPool[Connection]:
@@ -250,6 +253,11 @@ class PostgresRunStore:
         except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
             raise self._schema_missing() from None
         except psycopg.OperationalError as error:
+            # After a server restart every idle connection is stale: replace them all now,
+            # so that one call fails instead of one per pooled connection.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._connect_timeout):
+                    await pool.check()
             raise self._unavailable(error) from None
 
     def _unavailable(self, error: BaseException) -> InfraUnavailable:
