@@ -1,7 +1,8 @@
 """One fixture per port, parametrised over every adapter: each adapter passes the same suite.
 
 To add an adapter, add a factory to the matching dict; a factory is an async context manager
-that yields a fresh, empty adapter and cleans up after itself.
+that yields a fresh, empty adapter and cleans up after itself. Stores are the exception: add a
+storage to ``tests/contract/storages.py``, which also opens second handles for ``store_pair``.
 """
 
 from __future__ import annotations
