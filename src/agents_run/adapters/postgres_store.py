@@ -203,10 +203,18 @@ class PostgresRunStore:
 
     def _connection_options(self) -> dict[str, Any]:
         # libpq counts whole seconds, at least 2; the asyncio deadlines keep the exact bound.
+        seconds = max(2, math.ceil(self._connect_timeout))
         return {
             "autocommit": True,
-            "connect_timeout": max(2, math.ceil(self._connect_timeout)),
+            "connect_timeout": seconds,
             "application_name": self.application_name,
+            # A server or network that dies mid-call is noticed in about 2x the timeout
+            # instead of TCP's default of many minutes (a live server answers the probes).
+            "keepalives": 1,
+            "keepalives_idle": seconds,
+            "keepalives_interval": 1,
+            "keepalives_count": seconds,
+            "tcp_user_timeout": seconds * 2000,
         }
 
     async def _opened_pool(self) -> AsyncConnectionPool[Connection]:
