@@ -176,8 +176,9 @@ async def test_sqlite_in_a_missing_folder_raises_infra_unavailable(tmp_path: Pat
 
 async def test_a_sqlite_claim_left_by_a_dead_publisher_expires(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
-    dead = SqliteRunStore(path, claim_lease=0.2)
-    live = SqliteRunStore(path)
+    now = [1_000_000.0]
+    dead = SqliteRunStore(path, claim_lease=60.0, clock=lambda: now[0])
+    live = SqliteRunStore(path, clock=lambda: now[0])
     try:
         run = a_run()
         await live.create_run(run)
@@ -188,7 +189,7 @@ async def test_a_sqlite_claim_left_by_a_dead_publisher_expires(tmp_path: Path) -
         assert [r.event.seq for r in claim.rows] == [1]
         async with live.claim_outbox() as too_soon:
             assert too_soon.rows == []
-        await asyncio.sleep(0.3)  # past the lease
+        now[0] += 61.0  # past the lease
         async with live.claim_outbox() as after_the_lease:
             assert [r.event.seq for r in after_the_lease.rows] == [1]
     finally:

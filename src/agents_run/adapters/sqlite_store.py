@@ -102,6 +102,7 @@ class SqliteRunStore:
         busy_timeout: float = 5.0,
         claim_lease: float = 60.0,
         poll_interval: float = 0.05,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not str(path) or str(path) == ":memory:":
             raise InvalidArgument(
@@ -119,6 +120,7 @@ class SqliteRunStore:
         self._busy_timeout = busy_timeout
         self._claim_lease = claim_lease
         self._poll_interval = poll_interval
+        self._clock = clock  # wall-clock seconds, for claim leases shared between processes
         self._connection: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agents-run-sqlite")
         self._closed = False
@@ -330,7 +332,7 @@ class SqliteRunStore:
     def _claim(
         self, connection: sqlite3.Connection, token: str, run_id: str | None, limit: int
     ) -> list[tuple[Any, ...]]:
-        now = time.time()
+        now = self._clock()
         parameters: list[Any]
         if run_id is None:
             query, parameters = _PENDING + _CLAIMABLE, [now]
