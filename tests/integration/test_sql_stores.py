@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from agents_run import InfraConfigError, InfraUnavailable, RunStatus
+from agents_run import InfraConfigError, InfraUnavailable, InvalidArgument, RunStatus
 from agents_run.adapters.postgres_store import PostgresRunStore
 from agents_run.adapters.sqlite_store import SqliteRunStore
 from agents_run.cli import main
@@ -98,6 +98,12 @@ async def test_a_postgres_that_never_answers_raises_within_the_connect_timeout(
         assert PASSWORD not in str(raised.value)
     finally:
         await store.aclose()
+
+
+def test_a_postgres_store_takes_only_urls_so_that_passwords_can_be_hidden() -> None:
+    with pytest.raises(InvalidArgument, match="is not a postgresql:// URL") as raised:
+        PostgresRunStore(f"host=db user=app password={PASSWORD}")
+    assert PASSWORD not in str(raised.value)
 
 
 async def test_a_postgres_schema_never_initialised_says_to_run_db_init(fresh_schema: str) -> None:

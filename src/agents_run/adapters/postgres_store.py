@@ -161,7 +161,7 @@ class PostgresOutboxClaim:
 
 
 class PostgresRunStore:
-    """``RunStorePort`` on PostgreSQL. ``url`` is a ``postgresql://`` URL or libpq conninfo."""
+    """``RunStorePort`` on PostgreSQL at ``url`` (``postgresql://`` or ``postgres://``)."""
 
     def __init__(
         self,
@@ -171,6 +171,12 @@ class PostgresRunStore:
         connect_timeout: float = 5.0,
         max_connections: int = 10,
     ) -> None:
+        if not url.lower().startswith(("postgresql://", "postgres://")):
+            # Only URLs: their password is found and redacted; a conninfo string's would not be.
+            raise InvalidArgument(  # without the value: it may hold a password we cannot find
+                "the PostgreSQL address is not a postgresql:// URL: write "
+                "postgresql://user[:password]@host[:port]/database"
+            )
         if not _SCHEMA_NAME.match(schema):
             raise InvalidArgument(
                 f"schema name {schema!r} is malformed: use 1 to 56 lower-case letters, digits "
