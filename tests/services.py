@@ -1,27 +1,37 @@
-"""The real servers that some tests need: where they are, and what to do when one does not answer.
+"""Real services for tests: where they are, and what to do where one does not answer.
 
-A test that needs a server calls ``require_service``: it skips with the reason where the server
-does not answer, and fails instead where ``AGENTS_RUN_REQUIRE_SERVICES=1`` (as CI sets it).
+A test that needs a server calls ``require_service`` (or ``postgres_url`` / ``require_redis``):
+where the server does not answer it skips with the reason, or fails where
+``AGENTS_RUN_REQUIRE_SERVICES=1`` (as CI sets it). Each server is probed once per test process.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
+import psycopg
 import pytest
+import redis
 from redis.asyncio import Redis
 
-from agents_run.formatting import redact
+from agents_run.redaction import redact
 
 REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
+TEST_POSTGRES_URL = "AGENTS_RUN_TEST_POSTGRES_URL"
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 TEST_REDIS_URL = "AGENTS_RUN_TEST_REDIS_URL"
 DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
 PROBE_TIMEOUT = 2.0
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
 
-# url -> None where the server answered the probe, else why not (probed once per process).
-_probe_failures: dict[str, str | None] = {}
+
+def services_required() -> bool:
+    return os.environ.get(REQUIRE_SERVICES, "") == "1"
 
 
 def unique_prefix(kind: str) -> str:
@@ -29,28 +39,65 @@ def unique_prefix(kind: str) -> str:
     return f"test-{kind}-{uuid.uuid4().hex[:12]}"
 
 
-async def require_service(name: str, url: str, probe: Callable[[], Awaitable[object]]) -> None:
-    """Skip the test where ``probe()`` raises (fail instead under AGENTS_RUN_REQUIRE_SERVICES=1)."""
-    if url not in _probe_failures:
-        try:
-            await probe()
-            _probe_failures[url] = None
-        except Exception as error:
-            _probe_failures[url] = f"{type(error).__name__}: {error}"
-    failure = _probe_failures[url]
-    if failure is None:
-        return
-    reason = (
-        f"{name} at {redact(url)} does not answer ({failure}); start it, or point the tests "
-        "at one with AGENTS_RUN_TEST_*_URL"
+def tcp_probe(url: str) -> None:
+    """Raise ``OSError`` where nothing accepts TCP connections at ``url``'s host and port."""
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    with socket.create_connection((parts.hostname or "127.0.0.1", port), PROBE_TIMEOUT):
+        pass
+
+
+def postgres_probe(url: str) -> None:
+    """Connect and log in, so a wrong user or database is reported like a missing server."""
+    with psycopg.connect(url, connect_timeout=int(PROBE_TIMEOUT)):
+        pass
+
+
+def redis_probe(url: str) -> None:
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT
     )
-    if os.environ.get(REQUIRE_SERVICES) == "1":
-        pytest.fail(f"{REQUIRE_SERVICES}=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@functools.cache
+def _unreachable_reason(name: str, url: str, probe: Callable[[str], None]) -> str | None:
+    try:
+        probe(url)
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"{name} at {redact(url)} does not answer ({detail})"
+    return None
+
+
+def require_service(name: str, url: str, probe: Callable[[str], None] = tcp_probe) -> str:
+    """``url``, once ``probe`` reached the service; otherwise skip the test, or fail it in CI."""
+    reason = _unreachable_reason(name, url, probe)
+    if reason is not None:
+        if services_required():
+            pytest.fail(f"{reason}, and {REQUIRE_SERVICES}=1 requires it", pytrace=False)
+        pytest.skip(f"{reason}; set {REQUIRE_SERVICES}=1 to fail instead")
+    return url
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL (``AGENTS_RUN_TEST_POSTGRES_URL``), checked to answer."""
+    url = os.environ.get(TEST_POSTGRES_URL, "") or DEFAULT_TEST_POSTGRES_URL
+    return require_service("PostgreSQL", url, postgres_probe)
 
 
 def redis_url() -> str:
-    return os.environ.get(TEST_REDIS_URL) or DEFAULT_TEST_REDIS_URL
+    """The test Redis (``AGENTS_RUN_TEST_REDIS_URL``), checked to answer."""
+    url = os.environ.get(TEST_REDIS_URL, "") or DEFAULT_TEST_REDIS_URL
+    return require_service("Redis", url, redis_probe)
+
+
+async def require_redis() -> str:
+    """``redis_url()``, for async fixtures and tests."""
+    return redis_url()
 
 
 def _redis_client(url: str) -> Redis:
@@ -58,21 +105,6 @@ def _redis_client(url: str) -> Redis:
         url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT
     )
     return client
-
-
-async def require_redis() -> str:
-    """The test Redis URL, once the server there has answered a PING."""
-    url = redis_url()
-
-    async def ping() -> None:
-        client = _redis_client(url)
-        try:
-            await client.ping()
-        finally:
-            await client.aclose()
-
-    await require_service("Redis", url, ping)
-    return url
 
 
 async def delete_redis_keys(url: str, prefix: str) -> int:

@@ -17,10 +17,11 @@ from agents_run.application.infra import get_infra
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.worker_process import serve_worker
-from agents_run.config import load_infra_from_config
+from agents_run.config import load_infra_from_config, read_config
 from agents_run.demo import run_demo
 from agents_run.errors import AgentsRunError, InvalidArgument
 from agents_run.formatting import format_event
+from agents_run.redaction import redact
 
 log = logging.getLogger("agents_run.cli")
 
@@ -43,6 +44,12 @@ async def _tail(args: argparse.Namespace) -> int:
 async def _cancel(args: argparse.Namespace) -> int:
     requested = await cancel_run(args.run_id)
     print("cancellation requested" if requested else "already cancelled or ended")
+    return 0
+
+
+async def _db_init(args: argparse.Namespace) -> int:
+    await get_infra().store.create_schema()
+    print(f"store schema ready: {redact(read_config().store_url)}")
     return 0
 
 
@@ -139,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="request a run's cancellation")
     cancel.add_argument("run_id")
     cancel.set_defaults(handler=_cancel)
+
+    db = commands.add_parser("db", help="manage the store's schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_init = db_commands.add_parser(
+        "init", help="create the store's tables where missing (idempotent)"
+    )
+    db_init.set_defaults(handler=_db_init)
     return parser
 
 

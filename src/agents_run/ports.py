@@ -156,6 +156,19 @@ class RunStorePort(Protocol):
         """
         ...
 
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        """Wait until new outbox rows may be pending: True then, False after ``timeout`` s.
+
+        A publisher's wake-up call instead of a busy loop. True may be spurious (the first call
+        always returns True, as the store cannot know what was appended before it); a row
+        appended by any process sharing the store is never missed.
+        """
+        ...
+
+    async def create_schema(self) -> None:
+        """Create the tables this store needs where they are missing. Idempotent."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

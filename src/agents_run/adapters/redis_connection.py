@@ -13,7 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from agents_run.errors import InfraUnavailable
-from agents_run.formatting import redact
+from agents_run.redaction import redact
 
 # What a lost or unreachable server raises: redis-py's own errors, and the builtin ones that
 # asyncio and the socket layer raise before redis-py wraps them.
