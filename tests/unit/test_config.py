@@ -4,8 +4,8 @@ import pytest
 
 from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
 from agents_run.adapters.bullmq_queue import BullMQQueue
-from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.adapters.postgres_store import PostgresRunStore
+from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.adapters.sqlite_store import SqliteRunStore
 from agents_run.config import read_config
 from agents_run.redaction import redact
@@ -88,6 +88,8 @@ async def test_redis_urls_build_the_redis_bus_and_the_bullmq_queue_without_conne
     assert isinstance(infra.queue, BullMQQueue)
     assert (infra.queue.name, infra.queue.key_prefix) == ("team-a-runs", "team-a")
     await infra.aclose()
+
+
 def test_a_sqlite_url_builds_a_sqlite_store_on_that_file() -> None:
     infra = load_infra_from_config({"AGENTS_RUN_STORE_URL": "sqlite:///var/lib/agents/runs.db"})
     assert isinstance(infra.store, SqliteRunStore)
