@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
+from agents_run.application.agents import registered_agents
 from agents_run.application.cancel_run import cancel_run
 from agents_run.application.infra import get_infra
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
+from agents_run.application.worker_process import serve_worker
 from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
 from agents_run.demo import run_demo
-from agents_run.errors import AgentsRunError
+from agents_run.errors import AgentsRunError, InvalidArgument
 from agents_run.formatting import format_event
+from agents_run.redaction import redact
 from agents_run.server import serve
+
+log = logging.getLogger("agents_run.cli")
 
 
 async def _start(args: argparse.Namespace) -> int:
@@ -41,8 +48,56 @@ async def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _db_init(args: argparse.Namespace) -> int:
+    await get_infra().store.create_schema()
+    print(f"store schema ready: {redact(read_config().store_url)}")
+    return 0
+
+
 async def _demo(args: argparse.Namespace) -> int:
     return await run_demo(print)
+
+
+async def _worker(args: argparse.Namespace) -> int:
+    draining, stop = asyncio.Event(), asyncio.Event()
+    _on_shutdown_signals(draining, stop, grace=args.grace)
+    log.info(
+        "worker started: concurrency %d, agents %s",
+        args.concurrency,
+        ", ".join(registered_agents()),
+    )
+    jobs = await serve_worker(draining=draining, stop=stop, concurrency=args.concurrency)
+    log.info("worker stopped after %d job(s)", jobs)
+    return 0
+
+
+def _on_shutdown_signals(draining: asyncio.Event, stop: asyncio.Event, *, grace: float) -> None:
+    """First SIGTERM or SIGINT: take no new work, and stop what runs after ``grace`` seconds.
+    A second one: stop at once (runs end at their next step)."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if draining.is_set():
+            log.info("signal %d again: stopping runs at their next step", signum)
+            stop.set()
+            return
+        log.info("signal %d: draining; runs in progress have %gs to end", signum, grace)
+        draining.set()
+        loop.call_later(grace, stop.set)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def _import_agent_modules(modules: str) -> None:
+    for name in filter(None, (part.strip() for part in modules.split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise InvalidArgument(
+                f"--agents: cannot import {name!r} ({error}); give importable module names, "
+                "comma-separated, that call register_agent"
+            ) from error
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -51,9 +106,14 @@ async def _serve(args: argparse.Namespace) -> int:
         # What lives in this process's memory only this process can work on.
         config = read_config()
         in_process_worker = MEMORY_URL in (config.bus_url, config.queue_url, config.store_url)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
-        return await serve(args.host, args.port, in_process_worker=in_process_worker, say=_say_now)
+        return await serve(
+            args.host,
+            args.port,
+            in_process_worker=in_process_worker,
+            grace=args.grace,
+            say=_say_now,
+        )
     except OSError as error:
         raise SystemExit(
             f"agents-run serve: cannot listen on {args.host}:{args.port}: {error}"
@@ -72,10 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    with_agents = argparse.ArgumentParser(add_help=False)
+    with_agents.add_argument(
+        "--agents",
+        default="",
+        metavar="MODULE,...",
+        help="modules to import first; they register agents with register_agent",
+    )
+
     demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
     demo.set_defaults(handler=_demo)
 
-    start = commands.add_parser("start", help="start a run and print its id")
+    worker = commands.add_parser(
+        "worker", parents=[with_agents], help="execute queued runs until SIGTERM"
+    )
+    worker.add_argument("--concurrency", type=_positive_int, default=1, metavar="N")
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="after SIGTERM, how long runs in progress may go on before they stop at their "
+        "next step (default 10)",
+    )
+    worker.set_defaults(handler=_worker)
+
+    start = commands.add_parser("start", parents=[with_agents], help="start a run, print its id")
     start.add_argument("agent")
     start.add_argument("--input", default="{}", help="the run's input as a JSON object")
     start.set_defaults(handler=_start)
@@ -90,8 +172,16 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("run_id")
     cancel.set_defaults(handler=_cancel)
 
+    db = commands.add_parser("db", help="manage the store's schema")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_init = db_commands.add_parser(
+        "init", help="create the store's tables where missing (idempotent)"
+    )
+    db_init.set_defaults(handler=_db_init)
+
     serve = commands.add_parser(
         "serve",
+        parents=[with_agents],
         help="the HTTP API with server-sent events (docs/http-api.md)",
         description="Serve POST /runs, GET /runs/ID, GET /runs/ID/events (server-sent events) "
         "and POST /runs/ID/cancel until SIGINT or SIGTERM.",
@@ -114,13 +204,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve only; workers and publishers run as their own processes (the default where "
         "the bus, queue and store are all shared servers)",
     )
+    serve.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="with the in-process worker: after SIGTERM, how long runs in progress may go on "
+        "before they stop at their next step; a second signal stops them at once (default 10)",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
+        _import_agent_modules(getattr(args, "agents", ""))
         load_infra_from_config()
 
         async def run() -> int:

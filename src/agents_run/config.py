@@ -9,13 +9,14 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
 from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra, set_infra
-from agents_run.errors import InfraConfigError
+from agents_run.errors import InfraConfigError, InvalidArgument
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
+from agents_run.redaction import redact
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
@@ -27,6 +28,7 @@ MEMORY_URL = "memory://"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 DEFAULT_KEY_PREFIX = "agents-run"
+DEFAULT_SCHEMA = "agents_run"
 _KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -53,21 +55,9 @@ _ACCEPTED = {
 _FORMS = {
     BUS_URL: "memory:// or redis://[:password@]host[:port][/db]",
     QUEUE_URL: "memory:// or redis://[:password@]host[:port][/db] (BullMQ on that Redis)",
-    STORE_URL: "memory://, postgresql://user@host[:port]/database or sqlite:///path/to/file.db",
+    STORE_URL: "memory://, postgresql://user@host[:port]/database[?schema=NAME] or "
+    "sqlite:///absolute/path/to/file.db",
 }
-
-
-def redact(url: str) -> str:
-    """``url`` with any password replaced by ``***``, safe for errors and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
@@ -130,19 +120,60 @@ def build_infra(config: InfraConfig) -> Infra:
 def _build_bus(config: InfraConfig) -> EventBusPort:
     if config.bus_url == MEMORY_URL:
         return InMemoryEventBus()
-    raise _not_supported_yet(BUS_URL, config.bus_url)
+    # Imported on demand: processes that use only memory:// never load redis-py or bullmq.
+    from agents_run.adapters.redis_bus import RedisEventBus  # noqa: PLC0415
+
+    return RedisEventBus(
+        config.bus_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_queue(config: InfraConfig) -> QueuePort:
     if config.queue_url == MEMORY_URL:
         return InMemoryQueue()
-    raise _not_supported_yet(QUEUE_URL, config.queue_url)
+    from agents_run.adapters.bullmq_queue import BullMQQueue  # noqa: PLC0415  (as in _build_bus)
+
+    return BullMQQueue(
+        config.queue_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+    )
 
 
 def _build_store(config: InfraConfig) -> RunStorePort:
-    if config.store_url == MEMORY_URL:
+    url = config.store_url
+    if url == MEMORY_URL:
         return InMemoryRunStore()
-    raise _not_supported_yet(STORE_URL, config.store_url)
+    # Imported here: psycopg alone costs about 60 ms, which in-memory users need not pay.
+    try:
+        if url.lower().startswith("sqlite://"):
+            from agents_run.adapters.sqlite_store import SqliteRunStore  # noqa: PLC0415
+
+            return SqliteRunStore(_sqlite_path(url), busy_timeout=config.connect_timeout)
+        from agents_run.adapters.postgres_store import PostgresRunStore  # noqa: PLC0415
+
+        conninfo, schema = _split_postgres_schema(url)
+        return PostgresRunStore(conninfo, schema=schema, connect_timeout=config.connect_timeout)
+    except InvalidArgument as error:
+        raise InfraConfigError(
+            f"{STORE_URL}={redact(url)!r} is malformed: {error}; accepted forms are "
+            f"{_FORMS[STORE_URL]}"
+        ) from None
+
+
+def _sqlite_path(url: str) -> str:
+    """``sqlite:///abs/file.db`` is ``/abs/file.db``; ``sqlite://file.db`` is relative."""
+    path = url[len("sqlite://") :].split("?", 1)[0].split("#", 1)[0]
+    if not path or path.endswith("/"):
+        raise InvalidArgument(f"{path!r} names no file")
+    return path
+
+
+def _split_postgres_schema(url: str) -> tuple[str, str]:
+    """The URL without its ``schema`` query parameter (ours, not libpq's), and the schema."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    return urlunsplit(parts._replace(query=rest)), (schemas[-1] if schemas else DEFAULT_SCHEMA)
 
 
 def _not_supported_yet(name: str, url: str) -> InfraConfigError:

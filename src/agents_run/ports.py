@@ -81,6 +81,11 @@ class QueuePort(Protocol):
 
     async def counts(self) -> QueueCounts: ...
 
+    async def recover_stalled(self) -> list[str]:
+        """Queue again the jobs whose worker vanished mid-run; their run ids. Worker processes
+        call this periodically; where no job can outlive its worker it finds nothing."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -149,6 +154,19 @@ class RunStorePort(Protocol):
         Rows marked published inside the claim stay published; the rest are released when the
         block ends, also when it raises, so a failed publish is retried later (at least once).
         """
+        ...
+
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        """Wait until new outbox rows may be pending: True then, False after ``timeout`` s.
+
+        A publisher's wake-up call instead of a busy loop. True may be spurious (the first call
+        always returns True, as the store cannot know what was appended before it); a row
+        appended by any process sharing the store is never missed.
+        """
+        ...
+
+    async def create_schema(self) -> None:
+        """Create the tables this store needs where they are missing. Idempotent."""
         ...
 
     async def aclose(self) -> None: ...

@@ -539,6 +539,7 @@ async def serve(
     port: int,
     *,
     in_process_worker: bool,
+    grace: float = 10.0,
     say: Callable[[str], object] = print,
     stop: asyncio.Event | None = None,
     stop_signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
@@ -549,47 +550,58 @@ async def serve(
 
     With ``in_process_worker``, a worker loop and an outbox publisher run in this process too
     (the only way runs make progress on in-memory infrastructure). On shutdown the listener
-    closes and open streams end first; then the worker takes no new job and a run in progress
-    ends at its next step (``RunFailed`` of type ``WorkerShutdown``); the publisher publishes
-    what is left.
+    closes and open streams end first. Then the worker takes no new job, and runs in progress
+    have ``grace`` seconds to end before they stop at their next step (``RunFailed`` of type
+    ``WorkerShutdown``); a second signal stops them at once. Last, the publisher publishes what
+    is left.
     """
     stop = stop or asyncio.Event()
     limits = limits or ServerLimits()
+    worker_draining, worker_stop = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            worker_stop.set()  # a second signal: do not wait out the grace period
+        stop.set()
+
     loop = asyncio.get_running_loop()
     installed = []
     for stop_signal in stop_signals:
-        loop.add_signal_handler(stop_signal, stop.set)
+        loop.add_signal_handler(stop_signal, on_signal)
         installed.append(stop_signal)
-    draining, worker_stop = asyncio.Event(), asyncio.Event()
-    background: list[asyncio.Task[int]] = []
+    publisher_draining = asyncio.Event()
+    worker: asyncio.Task[int] | None = None
+    publisher: asyncio.Task[int] | None = None
     try:
         async with HttpApiServer(host, port, limits) as server:
             if in_process_worker:
-                background = [
-                    asyncio.create_task(
-                        serve_worker(draining=draining, stop=worker_stop, idle_poll=idle_poll)
-                    ),
-                    asyncio.create_task(serve_publisher(draining=draining, idle_poll=idle_poll)),
-                ]
+                worker = asyncio.create_task(
+                    serve_worker(draining=worker_draining, stop=worker_stop, idle_poll=idle_poll)
+                )
+                publisher = asyncio.create_task(
+                    serve_publisher(draining=publisher_draining, idle_poll=idle_poll)
+                )
             mode = "with" if in_process_worker else "without"
             say(f"agents-run serve: listening on {server.url} ({mode} in-process worker)")
             await stop.wait()
             say("agents-run serve: shutting down")
     finally:
+        worker_draining.set()
+        if worker is not None:
+            await asyncio.wait([worker], timeout=grace)
+            worker_stop.set()
+            await _finish(worker, limits.shutdown_timeout)
+        publisher_draining.set()
+        if publisher is not None:
+            await _finish(publisher, limits.shutdown_timeout)
         for stop_signal in installed:
             loop.remove_signal_handler(stop_signal)
-        draining.set()
-        worker_stop.set()
-        await _finish(background, limits.shutdown_timeout)
     return 0
 
 
-async def _finish(tasks: list[asyncio.Task[int]], timeout: float) -> None:
-    if not tasks:
-        return
-    _, late = await asyncio.wait(tasks, timeout=timeout)
-    for task in late:
-        task.cancel()
-    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-        if isinstance(outcome, Exception):
-            log.error("in-process worker or publisher failed on shutdown: %r", outcome)
+async def _finish(task: asyncio.Task[int], timeout: float) -> None:
+    await asyncio.wait([task], timeout=timeout)
+    task.cancel()  # a no-op where it ended in time
+    outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+    if isinstance(outcome, Exception):
+        log.error("in-process worker or publisher failed on shutdown: %r", outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 from agents_run import RunEvent
@@ -75,3 +76,49 @@ async def test_event_data_survives_the_trip(bus: EventBusPort) -> None:
     await bus.publish(event)
     assert await subscription.next_event(WAIT) == event
     await subscription.aclose()
+
+
+async def test_many_events_reach_every_subscriber_in_order_exactly_once(bus: EventBusPort) -> None:
+    run = run_id()
+    subscriptions = [await bus.subscribe(run) for _ in range(3)]
+    events = [step(run, seq) for seq in range(1, 101)]
+    for event in events:
+        await bus.publish(event)
+    for subscription in subscriptions:
+        assert [await subscription.next_event(WAIT) for _ in events] == events
+        assert await subscription.next_event(0.1) is None
+        await subscription.aclose()
+
+
+async def test_closing_one_subscription_leaves_the_others_receiving(bus: EventBusPort) -> None:
+    run = run_id()
+    closed, open_ = await bus.subscribe(run), await bus.subscribe(run)
+    await closed.aclose()
+    await bus.publish(step(run, 1))
+    assert await open_.next_event(WAIT) == step(run, 1)
+    assert await closed.next_event(0.05) is None
+    await open_.aclose()
+
+
+async def test_async_for_yields_the_events_in_order(bus: EventBusPort) -> None:
+    run = run_id()
+    subscription = await bus.subscribe(run)
+    for seq in (1, 2, 3):
+        await bus.publish(step(run, seq))
+    received: list[RunEvent] = []
+    async with asyncio.timeout(WAIT):
+        async for event in subscription:
+            received.append(event)
+            if len(received) == 3:
+                break
+    assert received == [step(run, 1), step(run, 2), step(run, 3)]
+    await subscription.aclose()
+
+
+async def test_closing_the_bus_closes_its_subscriptions_and_is_idempotent(
+    bus: EventBusPort,
+) -> None:
+    subscription = await bus.subscribe(run_id())
+    await bus.aclose()
+    assert await subscription.next_event(0.05) is None
+    await bus.aclose()

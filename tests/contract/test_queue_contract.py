@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 
-from agents_run.ports import QueueCounts, QueuePort
+import pytest
+
+from agents_run.errors import InvalidArgument
+from agents_run.ports import Job, QueueCounts, QueuePort
 
 _ids = itertools.count(1)
 
@@ -48,3 +52,47 @@ async def test_counts_follow_take_complete_and_fail(queue: QueuePort) -> None:
     await queue.fail(second, "RuntimeError: boom")
     assert await queue.counts() == QueueCounts(waiting=0, active=0)
     assert await queue.take_next() is None
+
+
+async def test_a_taken_job_is_not_handed_out_again(queue: QueuePort) -> None:
+    await queue.enqueue(run_id())
+    assert await queue.take_next() is not None
+    assert await queue.take_next() is None
+    assert await queue.counts() == QueueCounts(waiting=0, active=1)
+
+
+async def test_concurrent_takes_share_out_each_job_once(queue: QueuePort) -> None:
+    runs = [run_id() for _ in range(10)]
+    for run in runs:
+        await queue.enqueue(run)
+    taken = await asyncio.gather(*(queue.take_next() for _ in range(12)))
+    assert sorted(job.run_id for job in taken if job) == sorted(runs)
+    assert taken.count(None) == 2
+
+
+async def test_enqueueing_a_finished_run_again_does_nothing(queue: QueuePort) -> None:
+    run = run_id()
+    await queue.enqueue(run)
+    job = await queue.take_next()
+    assert job is not None
+    await queue.complete(job)
+    await queue.enqueue(run)
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+    assert await queue.take_next() is None
+
+
+async def test_completing_a_job_that_is_not_active_is_refused(queue: QueuePort) -> None:
+    run = run_id()
+    await queue.enqueue(run)
+    job = await queue.take_next()
+    assert job is not None
+    await queue.complete(job)
+    with pytest.raises(InvalidArgument, match="not active"):
+        await queue.complete(job)
+    with pytest.raises(InvalidArgument, match="not active"):
+        await queue.fail(Job(run_id=run_id()), "never taken")
+
+
+async def test_closing_twice_is_harmless(queue: QueuePort) -> None:
+    await queue.aclose()
+    await queue.aclose()

@@ -197,3 +197,149 @@ async def test_two_publishers_never_claim_the_same_row(store: RunStorePort) -> N
             await second.mark_published(second.rows)
         await first.mark_published(first.rows)
     assert await store.pending_outbox(run.id) == []
+
+
+async def test_create_schema_is_idempotent_and_keeps_the_data(store: RunStorePort) -> None:
+    run = await started_run(store)
+    await store.create_schema()
+    await store.create_schema()
+    assert [e.seq for e in await store.read_events(run.id)] == [1]
+
+
+async def test_wait_for_outbox_wakes_for_an_append_and_times_out_when_quiet(
+    store: RunStorePort,
+) -> None:
+    run = new_run()
+    await store.create_run(run)
+    # The first calls may say True: a store cannot know what was appended before them.
+    for _ in range(3):
+        if not await store.wait_for_outbox(0.05):
+            break
+    assert await store.wait_for_outbox(0.05) is False
+    await store.append_event(run.id, "RunStarted", {}, at=AT)
+    assert await store.wait_for_outbox(10.0) is True
+    assert await store.wait_for_outbox(0.05) is False
+
+
+async def test_a_waiting_publisher_wakes_for_an_append_through_another_handle(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    publisher_side, worker_side = store_pair
+    run = new_run()
+    await worker_side.create_run(run)
+    for _ in range(3):
+        if not await publisher_side.wait_for_outbox(0.05):
+            break
+    waiting = asyncio.create_task(publisher_side.wait_for_outbox(10.0))
+    await asyncio.sleep(0.05)  # let it start waiting; an append before the wait counts too
+    await worker_side.append_event(run.id, "RunStarted", {}, at=AT)
+    assert await waiting is True
+
+
+async def test_concurrent_appends_through_two_handles_get_distinct_consecutive_seqs(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    first, second = store_pair
+    run = await started_run(first)
+    events = await asyncio.gather(
+        *(
+            (first if i % 2 else second).append_event(run.id, "RunStep", {"i": i}, at=AT)
+            for i in range(30)
+        )
+    )
+    assert sorted(e.seq for e in events) == list(range(2, 32))
+    stored = await second.read_events(run.id)
+    assert [e.seq for e in stored] == list(range(1, 32))
+    assert {e.data["i"] for e in stored[1:]} == set(range(30))
+    assert (await first.get_run(run.id)).last_seq == 31
+    pending = await first.pending_outbox(run.id)
+    assert [r.event.seq for r in pending] == list(range(1, 32))
+
+
+async def test_two_publishers_on_separate_handles_never_claim_the_same_row(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    first, second = store_pair
+    run = await started_run(first)
+    for _ in range(3):
+        await first.append_event(run.id, "RunStep", {}, at=AT)
+    async with first.claim_outbox(run_id=run.id, limit=2) as held:
+        async with second.claim_outbox(run_id=run.id, limit=10) as other:
+            assert [r.event.seq for r in held.rows] == [1, 2]
+            assert [r.event.seq for r in other.rows] == [3, 4]
+            await other.mark_published(other.rows)
+        await held.mark_published(held.rows)
+    assert await second.pending_outbox(run.id) == []
+
+
+async def test_two_publishers_draining_at_once_publish_every_row_exactly_once(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    first, second = store_pair
+    runs = [await started_run(first) for _ in range(3)]
+    for run in runs:
+        for _ in range(9):
+            await second.append_event(run.id, "RunStep", {}, at=AT)
+    mine = {run.id for run in runs}
+    published: list[tuple[str, int]] = []
+
+    async def publish_until_empty(store: RunStorePort) -> None:
+        for _ in range(100):  # bounded: 30 rows need far fewer rounds
+            async with store.claim_outbox(limit=4) as claim:
+                rows = [r for r in claim.rows if r.event.run_id in mine]
+                if not rows:
+                    return
+                await asyncio.sleep(0)  # let the other publisher claim meanwhile
+                published.extend((r.event.run_id, r.event.seq) for r in rows)
+                await claim.mark_published(rows)
+
+    await asyncio.gather(publish_until_empty(first), publish_until_empty(second))
+    assert sorted(published) == sorted((run.id, seq) for run in runs for seq in range(1, 11))
+    assert [r for r in await first.pending_outbox() if r.event.run_id in mine] == []
+
+
+async def test_a_publisher_cancelled_inside_its_claim_releases_the_rows(
+    store: RunStorePort,
+) -> None:
+    run = await started_run(store)
+    await store.append_event(run.id, "RunStep", {}, at=AT)
+    claimed = asyncio.Event()
+
+    async def publish_forever() -> None:
+        async with store.claim_outbox(run_id=run.id) as claim:
+            await claim.mark_published(claim.rows[:1])
+            claimed.set()
+            await asyncio.Event().wait()
+
+    publisher = asyncio.create_task(publish_forever())
+    await asyncio.wait_for(claimed.wait(), 10.0)
+    publisher.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await publisher
+    async with store.claim_outbox(run_id=run.id) as again:
+        assert [r.event.seq for r in again.rows] == [2]
+
+
+async def test_a_cancellation_requested_through_one_handle_is_seen_through_the_other(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    client_side, worker_side = store_pair
+    run = await started_run(worker_side)
+    assert await client_side.request_cancel(run.id, at=AT) is True
+    assert (await worker_side.get_run(run.id)).cancel_requested is True
+    await worker_side.append_event(
+        run.id, "RunCancelled", {}, at=AT, expected_status=RunStatus.RUNNING
+    )
+    assert (await client_side.get_run(run.id)).status is RunStatus.CANCELLED
+    assert await client_side.request_cancel(run.id, at=AT) is False
+
+
+async def test_what_one_handle_wrote_outlives_its_closing(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    writer, reader = store_pair
+    run = await started_run(writer)
+    await writer.aclose()
+    await writer.aclose()  # idempotent
+    assert [e.type for e in await reader.read_events(run.id)] == ["RunStarted"]
+    assert (await reader.get_run(run.id)).status is RunStatus.RUNNING

@@ -83,3 +83,24 @@ async def test_concurrency_must_be_a_positive_int(infra: Infra, concurrency: obj
             stop=asyncio.Event(),
             concurrency=concurrency,  # type: ignore[arg-type]
         )
+
+
+async def test_the_worker_asks_the_queue_for_stalled_jobs(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draining, stop = asyncio.Event(), asyncio.Event()
+    checks = 0
+
+    async def counting_recover() -> list[str]:
+        nonlocal checks
+        checks += 1
+        if checks == 2:
+            draining.set()
+        return []
+
+    monkeypatch.setattr(infra.queue, "recover_stalled", counting_recover)
+    await asyncio.wait_for(
+        serve_worker(draining=draining, stop=stop, idle_poll=0.01, stalled_check_interval=0.01),
+        5,
+    )
+    assert checks == 2

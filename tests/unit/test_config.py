@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
-from agents_run.config import read_config, redact
+from agents_run.adapters.bullmq_queue import BullMQQueue
+from agents_run.adapters.postgres_store import PostgresRunStore
+from agents_run.adapters.redis_bus import RedisEventBus
+from agents_run.adapters.sqlite_store import SqliteRunStore
+from agents_run.config import read_config
+from agents_run.redaction import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
 pytestmark = pytest.mark.usefixtures("infra")
@@ -63,3 +68,66 @@ def test_a_malformed_connect_timeout_is_refused(timeout: str) -> None:
 
 def test_connect_timeout_is_read_in_seconds() -> None:
     assert read_config({"AGENTS_RUN_CONNECT_TIMEOUT": "1.5"}).connect_timeout == 1.5
+
+
+@pytest.mark.parametrize("scheme", ["redis", "rediss"])
+async def test_redis_urls_build_the_redis_bus_and_the_bullmq_queue_without_connecting(
+    scheme: str,
+) -> None:
+    url = f"{scheme}://:pw@127.0.0.1:1/0"  # nothing listens there: building must not connect
+    infra = load_infra_from_config(
+        {
+            "AGENTS_RUN_BUS_URL": url,
+            "AGENTS_RUN_QUEUE_URL": url,
+            "AGENTS_RUN_KEY_PREFIX": "team-a",
+            "AGENTS_RUN_CONNECT_TIMEOUT": "1.5",
+        }
+    )
+    assert isinstance(infra.bus, RedisEventBus)
+    assert (infra.bus.key_prefix, infra.bus.connect_timeout) == ("team-a", 1.5)
+    assert isinstance(infra.queue, BullMQQueue)
+    assert (infra.queue.name, infra.queue.key_prefix) == ("team-a-runs", "team-a")
+    await infra.aclose()
+
+
+def test_a_sqlite_url_builds_a_sqlite_store_on_that_file() -> None:
+    infra = load_infra_from_config({"AGENTS_RUN_STORE_URL": "sqlite:///var/lib/agents/runs.db"})
+    assert isinstance(infra.store, SqliteRunStore)
+    assert str(infra.store.path) == "/var/lib/agents/runs.db"
+    relative = load_infra_from_config({"AGENTS_RUN_STORE_URL": "sqlite://runs.db"})
+    assert str(relative.store.path) == "runs.db"  # type: ignore[attr-defined]
+
+
+def test_a_postgres_url_builds_a_postgres_store_in_the_named_schema() -> None:
+    infra = load_infra_from_config(
+        {"AGENTS_RUN_STORE_URL": "postgresql://app:pw@db:5432/prod?schema=runs_v1&sslmode=require"}
+    )
+    assert isinstance(infra.store, PostgresRunStore)
+    assert infra.store.schema == "runs_v1"
+    assert repr(infra.store) == (
+        "PostgresRunStore('postgresql://app:***@db:5432/prod?sslmode=require', schema='runs_v1')"
+    )
+    default = load_infra_from_config({"AGENTS_RUN_STORE_URL": "postgres://app@db/prod"})
+    assert default.store.schema == "agents_run"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("sqlite://", "names no file"),
+        ("sqlite:///var/lib/", "names no file"),
+        ("postgresql://app:pw@db/prod?schema=Runs-V1", "schema name 'Runs-V1' is malformed"),
+    ],
+)
+def test_a_malformed_store_url_is_refused_without_its_password(url: str, reason: str) -> None:
+    with pytest.raises(InfraConfigError, match="AGENTS_RUN_STORE_URL") as raised:
+        load_infra_from_config({"AGENTS_RUN_STORE_URL": url})
+    assert reason in str(raised.value)
+    assert ":pw@" not in str(raised.value)
+
+
+def test_redact_hides_passwords_given_as_query_parameters() -> None:
+    assert redact("postgresql://db/prod?user=app&password=pw") == (
+        "postgresql://db/prod?user=app&password=***"
+    )
+    assert redact("sqlite:///tmp/runs.db") == "sqlite:///tmp/runs.db"

@@ -156,6 +156,10 @@ class InMemoryQueue:
     async def counts(self) -> QueueCounts:
         return QueueCounts(waiting=len(self._waiting), active=len(self._active))
 
+    async def recover_stalled(self) -> list[str]:
+        # Jobs live in this process only: a worker that vanishes takes the queue with it.
+        return []
+
     async def aclose(self) -> None:
         return None
 
@@ -184,6 +188,9 @@ class InMemoryRunStore:
         self._outbox: dict[int, OutboxRow] = {}
         self._claimed: set[int] = set()
         self._outbox_ids = itertools.count(1)
+        # Set: the first wait returns at once, as the port says.
+        self._outbox_appended = asyncio.Event()
+        self._outbox_appended.set()
 
     async def create_run(self, run: Run) -> None:
         if run.id in self._runs:
@@ -217,6 +224,7 @@ class InMemoryRunStore:
         stored.run = replace(run, status=new_status, last_seq=event.seq, updated_at=at)
         row_id = next(self._outbox_ids)
         self._outbox[row_id] = OutboxRow(id=row_id, event=event)
+        self._outbox_appended.set()
         return event
 
     async def read_events(
@@ -251,6 +259,18 @@ class InMemoryRunStore:
             yield InMemoryOutboxClaim(self, rows)
         finally:
             self._claimed -= ids
+
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        if not self._outbox_appended.is_set():
+            try:
+                await asyncio.wait_for(self._outbox_appended.wait(), timeout)
+            except TimeoutError:
+                return False
+        self._outbox_appended.clear()
+        return True
+
+    async def create_schema(self) -> None:
+        return None
 
     def run_ids(self) -> list[str]:
         return list(self._runs)

@@ -40,7 +40,11 @@ def get_agent(name: str) -> AgentFn:
     try:
         return _registry[name]
     except KeyError:
-        raise UnknownAgent(name, list(_registry)) from None
+        raise UnknownAgent(name, registered_agents()) from None
+
+
+def registered_agents() -> list[str]:
+    return sorted(_registry)
 
 
 def unregister_agent(name: str) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from agents_run.application.infra import get_infra
 from agents_run.application.run_worker import run_worker_once
 from agents_run.errors import InvalidArgument
 
@@ -20,12 +21,14 @@ async def serve_worker(
     stop: asyncio.Event,
     concurrency: int = 1,
     idle_poll: float = 0.5,
+    stalled_check_interval: float = 30.0,
 ) -> int:
     """Run ``concurrency`` worker loops until ``draining`` is set; return the jobs they ran.
 
     Once ``draining`` is set no new job is taken; runs in progress go on until they end or until
     ``stop`` is set, when they end at their next step (see ``run_worker_once``). An error from
-    the infrastructure is logged and retried with backoff instead of ending the process.
+    the infrastructure is logged and retried with backoff instead of ending the process. Every
+    ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
@@ -46,7 +49,21 @@ async def serve_worker(
             await _wait(draining, backoff)
         return jobs
 
-    return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
+    async def stalled_checker() -> None:
+        while not draining.is_set():
+            try:
+                await get_infra().queue.recover_stalled()
+            except Exception:
+                log.exception("checking for stalled jobs failed; trying again later")
+            await _wait(draining, stalled_check_interval)
+
+    checker = asyncio.create_task(stalled_checker())
+    try:
+        return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
+    finally:
+        checker.cancel()  # also when a loop raised: the checker ends with the loops
+        with contextlib.suppress(asyncio.CancelledError):
+            await checker
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

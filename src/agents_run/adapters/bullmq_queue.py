@@ -1,0 +1,179 @@
+"""The job queue on BullMQ (Python), driven step by step: take, then complete or fail.
+
+The queue is ``{key_prefix}-runs`` with BullMQ's key prefix ``{key_prefix}``, so namespaces never
+share keys; a job's id is its run id, which makes enqueueing idempotent per run. Jobs are taken
+with a ``Worker`` that has no processor (BullMQ's manual processing), so nothing runs in the
+background except the renewal of the locks of the jobs this adapter holds. A job whose worker
+vanished keeps no lock; ``recover_stalled`` (which the worker process calls periodically) moves
+it back to wait, and the next take hands it out with ``attempt`` + 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from bullmq import Job as BullJob
+from bullmq import Queue, Worker
+
+from agents_run.adapters.redis_connection import open_redis, reporting_unavailable
+from agents_run.errors import InvalidArgument
+from agents_run.ports import Job, QueueCounts
+
+log = logging.getLogger("agents_run.bullmq_queue")
+
+JOB_NAME = "run"
+DEFAULT_LOCK_DURATION_MS = 30_000
+DEFAULT_STALLED_INTERVAL_MS = 30_000
+# Finished jobs are kept this long, so that enqueueing a finished run again does nothing.
+KEEP_COMPLETED_SECONDS = 24 * 3600
+KEEP_FAILED_SECONDS = 7 * 24 * 3600
+# Error codes of BullMQ's finishing script that mean "no longer ours": the lock expired and the
+# job went back to wait (or to another worker). See bullmq.scripts.Scripts.finishedErrors.
+_LOST_JOB_MESSAGES = ("Missing lock for job", "Lock mismatch for job", "is not in the active state")
+
+
+def queue_name(key_prefix: str) -> str:
+    return f"{key_prefix}-runs"
+
+
+class BullMQQueue:
+    """``QueuePort`` on BullMQ. Construction does no I/O; a server that does not answer raises
+    ``InfraUnavailable`` from the first call that needs it, within ``connect_timeout`` seconds.
+
+    ``lock_duration_ms``: how long a taken job stays locked without renewal (the adapter renews
+    the locks of the jobs it holds at least every half of it, with BullMQ's lock manager).
+    ``stalled_interval_ms``: how often ``recover_stalled`` actually checks, however often it is
+    called, across all processes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str,
+        connect_timeout: float = 5.0,
+        lock_duration_ms: int = DEFAULT_LOCK_DURATION_MS,
+        stalled_interval_ms: int = DEFAULT_STALLED_INTERVAL_MS,
+    ) -> None:
+        self.url = url
+        self.name = queue_name(key_prefix)
+        self.key_prefix = key_prefix
+        self._client = open_redis(
+            url,
+            connect_timeout=connect_timeout,
+            decode_responses=True,  # as BullMQ needs
+            client_name=f"{key_prefix}:queue",
+        )
+        options: dict[str, Any] = {"connection": self._client, "prefix": key_prefix}
+        self._queue = Queue(self.name, options)
+        self._worker = Worker(
+            self.name,
+            None,
+            {
+                **options,
+                "autorun": False,
+                "lockDuration": lock_duration_ms,
+                "stalledInterval": stalled_interval_ms,
+                # The application decides what a lost worker means (run_worker ends the run
+                # RunFailed), so BullMQ must never fail a stalled job on its own.
+                "maxStalledCount": 1_000_000,
+            },
+        )
+        # Lock renewal runs in the background and reports its failures only as events.
+        self._worker.on("error", _log_worker_error)
+        self._tokens = (f"{self._worker.id}:{n}" for n in itertools.count(1))
+        self._held: dict[str, BullJob] = {}  # run id -> the taken job (its token inside)
+        self._closed = False
+
+    async def enqueue(self, run_id: str) -> None:
+        if not run_id or ":" in run_id:
+            raise InvalidArgument(f"run id {run_id!r} cannot be a BullMQ job id: use no ':'")
+        options = {
+            "jobId": run_id,
+            "removeOnComplete": {"age": KEEP_COMPLETED_SECONDS},
+            "removeOnFail": {"age": KEEP_FAILED_SECONDS},
+            # fail() records the error as text; BullMQ would store the adapter's own stack.
+            "stackTraceLimit": 0,
+        }
+        async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
+            await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
+
+    async def take_next(self) -> Job | None:
+        token = next(self._tokens)
+        async with reporting_unavailable(self.url, "taking the next job"):
+            # The non-blocking half of Worker.getNextJob: getNextJob waits on the queue's
+            # marker for drainDelay once it has seen the queue empty; a take must not wait.
+            taken: BullJob | None = await self._worker.moveToActive(token)
+        if taken is None:
+            return None
+        run_id = str(taken.id)
+        self._held[run_id] = taken
+        self._worker.lockManager.start()
+        self._worker.lockManager.track_job(run_id, token, int(time.time() * 1000))
+        return Job(run_id=run_id, attempt=int(taken.attemptsStarted))
+
+    async def complete(self, job: Job) -> None:
+        taken = self._release(job)
+        async with reporting_unavailable(self.url, f"completing the job of run {job.run_id}"):
+            await self._finish_unless_lost(taken.moveToCompleted(None, taken.token))
+
+    async def fail(self, job: Job, error: str) -> None:
+        taken = self._release(job)
+        async with reporting_unavailable(self.url, f"failing the job of run {job.run_id}"):
+            await self._finish_unless_lost(taken.moveToFailed(RuntimeError(error), taken.token))
+
+    async def _finish_unless_lost(self, finishing: Awaitable[object]) -> None:
+        try:
+            await finishing
+        except TypeError as error:
+            if not any(message in str(error) for message in _LOST_JOB_MESSAGES):
+                raise
+            # Its lock expired and recover_stalled handed it on: the next taker reads the run's
+            # state from the store and acts on it, so there is nothing left to do here.
+            log.warning("a job was no longer held by this worker when it ended: %s", error)
+
+    def _release(self, job: Job) -> BullJob:
+        try:
+            taken = self._held.pop(job.run_id)
+        except KeyError:
+            raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
+        self._worker.lockManager.untrack_job(job.run_id)
+        return taken
+
+    async def recover_stalled(self) -> list[str]:
+        """Move jobs whose lock expired (their worker vanished) back to wait; their run ids.
+
+        BullMQ marks active jobs on one check and moves those still unlocked on the next, at most
+        once per ``stalled_interval_ms`` across all processes: call this at about that interval.
+        """
+        async with reporting_unavailable(self.url, "checking for stalled jobs"):
+            stalled: list[str] = await self._worker.backend.moveStalledJobsToWait(
+                self._worker.opts["maxStalledCount"], self._worker.opts["stalledInterval"]
+            )
+        if stalled:
+            log.warning("jobs of runs %s lost their worker; they are queued again", stalled)
+        return stalled
+
+    async def counts(self) -> QueueCounts:
+        async with reporting_unavailable(self.url, "counting jobs"):
+            counts = await self._queue.getJobCounts("waiting", "active")
+        return QueueCounts(waiting=int(counts["waiting"]), active=int(counts["active"]))
+
+    async def aclose(self) -> None:
+        """Close the worker (stopping lock renewal: held jobs are left to the stalled checker),
+        the queue and their connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._held.clear()
+        await self._worker.close()
+        await self._queue.close()
+        await self._client.aclose()
+
+
+def _log_worker_error(error: BaseException, *_: object) -> None:
+    log.warning("BullMQ worker: %s: %s", type(error).__name__, error)

@@ -1,0 +1,71 @@
+"""What the Redis adapters share: a client whose every network call has a deadline, and the
+error that says a server did not answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+from redis import exceptions as redis_errors
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from agents_run.errors import InfraUnavailable
+from agents_run.redaction import redact
+
+# What a lost or unreachable server raises: redis-py's own errors, and the builtin ones that
+# asyncio and the socket layer raise before redis-py wraps them.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+    OSError,
+)
+
+
+def open_redis(
+    url: str, *, connect_timeout: float, decode_responses: bool, client_name: str
+) -> Redis:
+    """A pooled client for ``url``; connecting and each reply wait at most ``connect_timeout`` s.
+
+    Its connections carry ``client_name`` (``CLIENT LIST`` shows who holds which connection).
+
+    No I/O happens here. redis-py's own retries are off: each adapter decides what may be retried
+    (a retry with backoff would turn an unreachable server into a wait of minutes).
+    """
+    client: Redis = Redis.from_url(
+        url,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=connect_timeout,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=decode_responses,
+        client_name=client_name,
+    )
+    return client
+
+
+def unavailable(url: str, doing: str, error: BaseException) -> InfraUnavailable:
+    """The error for a Redis server that did not answer while ``doing`` something."""
+    return InfraUnavailable(
+        f"Redis at {redact(url)} did not answer while {doing} ({type(error).__name__}: "
+        f"{_redacted_detail(url, error)}); check that the server runs and that the URL is right, "
+        "or raise AGENTS_RUN_CONNECT_TIMEOUT for a slow network"
+    )
+
+
+@asynccontextmanager
+async def reporting_unavailable(url: str, doing: str) -> AsyncIterator[None]:
+    """Turns a lost or unreachable server inside the block into ``InfraUnavailable``."""
+    try:
+        yield
+    except CONNECTION_ERRORS as error:
+        raise unavailable(url, doing, error) from error
+
+
+def _redacted_detail(url: str, error: BaseException) -> str:
+    detail = str(error)
+    password = urlsplit(url).password
+    return detail.replace(password, "***") if password else detail

@@ -1,0 +1,399 @@
+"""The run store on SQLite (standard library ``sqlite3``): durability on one machine, no server.
+
+The same tables as the PostgreSQL store, in one database file in WAL mode, created on first use
+(a file has no separate administrator; ``create_schema`` does the same on demand).
+
+- Each store owns one connection, used by one worker thread: its calls run one at a time and
+  never block the event loop; a call cancelled by its caller still finishes in that thread.
+- Appends are ``BEGIN IMMEDIATE`` transactions, so writers from several processes take turns;
+  a lock held longer than ``busy_timeout`` seconds raises ``InfraUnavailable``.
+- SQLite has no ``SKIP LOCKED``: a claim marks its rows with a token and a lease. Rows are
+  released when the claim ends, or when the lease runs out if its publisher died.
+- ``wait_for_outbox`` wakes at once for appends through this store and otherwise polls the
+  newest outbox id every ``poll_interval`` seconds (other processes cannot signal this one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound, StaleRunState
+from agents_run.ports import OutboxRow
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    input TEXT NOT NULL,
+    status TEXT NOT NULL,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    published_at TEXT,
+    claimed_by TEXT,
+    claim_expires REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
+    WHERE published_at IS NULL;
+"""
+_PENDING = (
+    "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
+    " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
+)
+_CLAIMABLE = " AND (o.claimed_by IS NULL OR o.claim_expires < ?)"
+_LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
+
+
+def _dumps(value: JsonObject) -> str:
+    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+@dataclass
+class SqliteOutboxClaim:
+    rows: Sequence[OutboxRow]
+    _store: SqliteRunStore
+    _token: str
+
+    async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
+        if rows:
+            await self._store._call(self._store._mark_published, self._token, [r.id for r in rows])
+
+
+class SqliteRunStore:
+    """``RunStorePort`` on an SQLite file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 5.0,
+        claim_lease: float = 60.0,
+        poll_interval: float = 0.05,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not str(path) or str(path) == ":memory:":
+            raise InvalidArgument(
+                f"SQLite path {str(path)!r} is not a file: give a file path, which every "
+                "process of the deployment opens (use memory:// for a store in memory)"
+            )
+        for name, value in [
+            ("busy_timeout", busy_timeout),
+            ("claim_lease", claim_lease),
+            ("poll_interval", poll_interval),
+        ]:
+            if not value > 0:
+                raise InvalidArgument(f"{name} must be seconds > 0, got {value!r}")
+        self.path = Path(path)
+        self._busy_timeout = busy_timeout
+        self._claim_lease = claim_lease
+        self._poll_interval = poll_interval
+        self._clock = clock  # wall-clock seconds, for claim leases shared between processes
+        self._connection: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agents-run-sqlite")
+        self._closed = False
+        self._newest_outbox_id: int | None = None
+        self._outbox_appended = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"SqliteRunStore({str(self.path)!r})"
+
+    # --- the worker thread ------------------------------------------------------------------
+
+    async def _call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        if self._closed:
+            raise InfraUnavailable(f"{self!r} was closed (aclose): build a new store to go on")
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, functools.partial(function, *args, **kwargs)
+        )
+
+    def _opened(self) -> sqlite3.Connection:
+        if self._connection is None:
+            try:
+                connection = sqlite3.connect(
+                    self.path, timeout=self._busy_timeout, isolation_level=None
+                )
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA foreign_keys=ON")
+                connection.executescript(_SCHEMA)
+            except sqlite3.Error as error:
+                raise self._unavailable(error) from None
+            self._connection = connection
+        return self._connection
+
+    def _unavailable(self, error: sqlite3.Error) -> InfraUnavailable:
+        return InfraUnavailable(
+            f"SQLite database {str(self.path)!r} is unusable ({error}): check that its folder "
+            "exists and is writable; 'database is locked' means another process held it longer "
+            f"than {self._busy_timeout:g} s (raise AGENTS_RUN_CONNECT_TIMEOUT)"
+        )
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in a write transaction, committed where it returns."""
+        connection = self._opened()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            raise self._unavailable(error) from None
+        try:
+            result = body(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.OperationalError as error:
+            connection.execute("ROLLBACK")
+            raise self._unavailable(error) from None
+        return result
+
+    def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._opened().execute(query, parameters).fetchall()
+        except sqlite3.OperationalError as error:
+            raise self._unavailable(error) from None
+
+    # --- the port ---------------------------------------------------------------------------
+
+    async def create_schema(self) -> None:
+        await self._call(self._opened)
+
+    async def create_run(self, run: Run) -> None:
+        run_input = _dumps(ensure_json_object(run.input, "run input"))
+
+        def insert(connection: sqlite3.Connection) -> None:
+            try:
+                connection.execute(
+                    "INSERT INTO runs (id, agent, input, status, cancel_requested, last_seq,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run.id,
+                        run.agent,
+                        run_input,
+                        run.status.value,
+                        run.cancel_requested,
+                        run.last_seq,
+                        run.created_at.isoformat(),
+                        run.updated_at.isoformat(),
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise InvalidArgument(f"run {run.id!r} already exists") from None
+
+        await self._call(self._transaction, insert)
+
+    async def get_run(self, run_id: str) -> Run:
+        rows = await self._call(
+            self._read,
+            "SELECT id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+            " FROM runs WHERE id = ?",
+            (run_id,),
+        )
+        if not rows:
+            raise RunNotFound(run_id)
+        id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = rows[0]
+        return Run(
+            id=id_,
+            agent=agent,
+            input=json.loads(run_input),
+            status=RunStatus(status),
+            created_at=datetime.fromisoformat(created_at),
+            updated_at=datetime.fromisoformat(updated_at),
+            last_seq=last_seq,
+            cancel_requested=bool(cancel_requested),
+        )
+
+    async def append_event(
+        self,
+        run_id: str,
+        type: str,
+        data: JsonObject,
+        *,
+        at: datetime,
+        expected_status: RunStatus | None = None,
+    ) -> RunEvent:
+        def append(connection: sqlite3.Connection) -> RunEvent:
+            row = connection.execute(
+                "SELECT status, last_seq FROM runs WHERE id = ?", (run_id,)
+            ).fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            status, last_seq = RunStatus(row[0]), row[1]
+            if expected_status is not None and status != expected_status:
+                raise StaleRunState(
+                    f"run {run_id!r} is {status.value}, not {expected_status.value}"
+                )
+            new_status = status_after(status, type)
+            event = RunEvent(run_id=run_id, seq=last_seq + 1, type=type, data=copy.deepcopy(data))
+            connection.execute(
+                "INSERT INTO events (run_id, seq, type, data) VALUES (?, ?, ?, ?)",
+                (run_id, event.seq, type, _dumps(event.data)),
+            )
+            connection.execute(
+                "INSERT INTO outbox (run_id, seq) VALUES (?, ?)", (run_id, event.seq)
+            )
+            connection.execute(
+                "UPDATE runs SET status = ?, last_seq = ?, updated_at = ? WHERE id = ?",
+                (new_status.value, event.seq, at.isoformat(), run_id),
+            )
+            return event
+
+        event = await self._call(self._transaction, append)
+        self._outbox_appended.set()
+        return event
+
+    async def read_events(
+        self, run_id: str, from_seq: int = 1, limit: int | None = None
+    ) -> list[RunEvent]:
+        def read() -> list[tuple[Any, ...]]:
+            rows = self._read(
+                "SELECT seq, type, data FROM events WHERE run_id = ? AND seq >= ?"
+                " ORDER BY seq LIMIT ?",
+                (run_id, from_seq, -1 if limit is None else limit),
+            )
+            if not rows and not self._read("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+                raise RunNotFound(run_id)
+            return rows
+
+        return [
+            RunEvent(run_id=run_id, seq=seq, type=type_, data=json.loads(data))
+            for seq, type_, data in await self._call(read)
+        ]
+
+    async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
+        def cancel(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE runs SET cancel_requested = 1, updated_at = ?"
+                f" WHERE id = ? AND NOT cancel_requested AND status IN {_LIVE_STATUSES}",
+                (at.isoformat(), run_id),
+            )
+            if cursor.rowcount:
+                return True
+            if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                return False
+            raise RunNotFound(run_id)
+
+        return await self._call(self._transaction, cancel)
+
+    async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
+        if run_id is None:
+            rows = await self._call(self._read, _PENDING + " ORDER BY o.id")
+        else:
+            rows = await self._call(
+                self._read, _PENDING + " AND o.run_id = ? ORDER BY o.id", (run_id,)
+            )
+        return _outbox_rows(rows)
+
+    @asynccontextmanager
+    async def claim_outbox(
+        self, *, run_id: str | None = None, limit: int = 500
+    ) -> AsyncIterator[SqliteOutboxClaim]:
+        token = uuid.uuid4().hex
+        rows = await self._call(self._transaction, lambda c: self._claim(c, token, run_id, limit))
+        try:
+            yield SqliteOutboxClaim(_outbox_rows(rows), self, token)
+        finally:
+            if rows:
+                # Shielded: a cancelled publisher must still hand its rows back.
+                await asyncio.shield(self._call(self._transaction, lambda c: _release(c, token)))
+
+    def _claim(
+        self, connection: sqlite3.Connection, token: str, run_id: str | None, limit: int
+    ) -> list[tuple[Any, ...]]:
+        now = self._clock()
+        parameters: list[Any]
+        if run_id is None:
+            query, parameters = _PENDING + _CLAIMABLE, [now]
+        else:
+            query, parameters = _PENDING + " AND o.run_id = ?" + _CLAIMABLE, [run_id, now]
+        rows = connection.execute(query + " ORDER BY o.id LIMIT ?", [*parameters, limit]).fetchall()
+        connection.executemany(
+            "UPDATE outbox SET claimed_by = ?, claim_expires = ? WHERE id = ?",
+            [(token, now + self._claim_lease, row[0]) for row in rows],
+        )
+        return rows
+
+    def _mark_published(self, token: str, ids: list[int]) -> None:
+        published_at = datetime.now().astimezone().isoformat()
+        self._transaction(
+            lambda connection: connection.executemany(
+                "UPDATE outbox SET published_at = ?, claimed_by = NULL, claim_expires = NULL"
+                " WHERE id = ? AND claimed_by = ?",
+                [(published_at, id_, token) for id_ in ids],
+            )
+        )
+
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            self._outbox_appended.clear()
+            newest = (await self._call(self._read, "SELECT coalesce(max(id), 0) FROM outbox"))[0][0]
+            if self._newest_outbox_id is None or newest > self._newest_outbox_id:
+                self._newest_outbox_id = newest
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._outbox_appended.wait(), min(self._poll_interval, remaining)
+                )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        await self._call(self._close_connection)
+        self._closed = True
+        self._thread.shutdown(wait=False)
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _release(connection: sqlite3.Connection, token: str) -> None:
+    connection.execute(
+        "UPDATE outbox SET claimed_by = NULL, claim_expires = NULL"
+        " WHERE claimed_by = ? AND published_at IS NULL",
+        (token,),
+    )
+
+
+def _outbox_rows(rows: list[tuple[Any, ...]]) -> list[OutboxRow]:
+    return [
+        OutboxRow(id=id_, event=RunEvent(run_id=run_id, seq=seq, type=type_, data=json.loads(data)))
+        for id_, run_id, seq, type_, data in rows
+    ]

@@ -1,0 +1,82 @@
+"""The ``agents-run`` command as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from agents_run.cli import main
+
+# main() makes the configured infra current: the fixture restores a fresh one afterwards.
+pytestmark = pytest.mark.usefixtures("infra")
+
+AGENTS_RUN = [sys.executable, "-m", "agents_run.cli"]
+MEMORY_ENV = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
+
+
+def test_demo_runs_every_step_on_the_in_memory_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "streamed from seq 3 (backfill from the middle)" in out
+    assert "run-000003  seq   1  RunCancelled" in out
+    assert (
+        "== summary: 4 runs (1 cancelled, 3 finished); 22 events appended; 8 received live" in out
+    )
+
+
+def test_a_malformed_configuration_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTS_RUN_STORE_URL", "mysql://admin:hunter2@db/runs")
+    assert main(["cancel", "run-1"]) == 2
+    err = capsys.readouterr().err
+    assert "InfraConfigError: AGENTS_RUN_STORE_URL='mysql://admin:***@db/runs'" in err
+    assert "hunter2" not in err
+
+
+def test_an_agent_module_that_does_not_import_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["start", "echo", "--agents", "no_such_agents_module"]) == 2
+    assert "--agents: cannot import 'no_such_agents_module'" in capsys.readouterr().err
+
+
+def test_the_worker_drains_on_sigterm_and_exits_cleanly() -> None:
+    worker = subprocess.Popen(
+        [*AGENTS_RUN, "worker", "--concurrency", "2", "--grace", "1"],
+        env=MEMORY_ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(30, worker.kill)  # a hung worker ends the readline below
+    watchdog.start()
+    try:
+        assert worker.stderr is not None
+        started = worker.stderr.readline()
+        assert "worker started: concurrency 2, agents echo" in started
+        worker.send_signal(signal.SIGTERM)
+        _, err = worker.communicate(timeout=10)
+    finally:
+        watchdog.cancel()
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert "draining" in err
+    assert "worker stopped after 0 job(s)" in err
+
+
+def test_a_bad_concurrency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["worker", "--concurrency", "0"])
+    assert exited.value.code == 2
+    assert "expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+def test_tail_of_an_unknown_run_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tail", "run-404"]) == 2
+    assert "RunNotFound: run 'run-404' not found" in capsys.readouterr().err

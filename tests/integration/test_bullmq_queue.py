@@ -1,0 +1,162 @@
+"""BullMQQueue on the real server: a worker that vanishes mid-run, and one that stays alive."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from bullmq import Queue
+
+from agents_run import Infra, InMemoryEventBus, InMemoryRunStore, run_worker_once, start_run
+from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
+from agents_run.application.infra import use_infra
+from agents_run.ports import QueueCounts
+from tests.services import delete_redis_keys, require_redis, unique_prefix
+from tests.tcp_proxy import proxied
+
+# Short on purpose: a vanished worker's lock expires quickly, so recovery happens within a test.
+LOCK_MS = 300
+STALLED_INTERVAL_MS = 50
+RECOVERY_DEADLINE = 10.0
+
+QueueFactory = Callable[..., BullMQQueue]
+
+
+@pytest.fixture
+async def new_queue() -> AsyncIterator[QueueFactory]:
+    """Makes adapters on one fresh queue, as separate worker processes would have."""
+    default_url = await require_redis()
+    prefix = unique_prefix("queue")
+    made: list[BullMQQueue] = []
+
+    def make(lock_ms: int = LOCK_MS, url: str = default_url) -> BullMQQueue:
+        made.append(
+            BullMQQueue(
+                url,
+                key_prefix=prefix,
+                connect_timeout=2.0,
+                lock_duration_ms=lock_ms,
+                stalled_interval_ms=STALLED_INTERVAL_MS,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for queue in made:
+        await queue.aclose()
+    await delete_redis_keys(default_url, prefix)
+
+
+async def recover_within_deadline(queue: BullMQQueue) -> list[str]:
+    """Call recover_stalled as a worker process does, until it moves something (or the deadline)."""
+    async with asyncio.timeout(RECOVERY_DEADLINE):
+        while True:
+            if recovered := await queue.recover_stalled():
+                return recovered
+            await asyncio.sleep(STALLED_INTERVAL_MS / 1000)
+
+
+def test_the_queue_and_its_keys_live_under_the_key_prefix() -> None:
+    assert queue_name("agents-run") == "agents-run-runs"
+
+
+async def test_a_job_whose_worker_vanished_is_taken_again_with_the_next_attempt(
+    new_queue: QueueFactory,
+) -> None:
+    lost_worker, survivor = new_queue(), new_queue()
+    await lost_worker.enqueue("run-1")
+    first = await lost_worker.take_next()
+    assert first is not None
+    assert first.attempt == 1
+    await lost_worker.aclose()  # its lock is no longer renewed, as when the process dies
+
+    assert await recover_within_deadline(survivor) == ["run-1"]
+    assert await survivor.counts() == QueueCounts(waiting=1, active=0)
+    again = await survivor.take_next()
+    assert again is not None
+    assert (again.run_id, again.attempt) == ("run-1", 2)
+    await survivor.complete(again)
+    assert await survivor.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def test_a_job_whose_worker_lives_keeps_its_lock_past_the_lock_duration(
+    new_queue: QueueFactory,
+) -> None:
+    # A longer lock than elsewhere, so that a busy machine delaying a renewal cannot fail this.
+    lock_ms = 1000
+    worker, checker = new_queue(lock_ms), new_queue(lock_ms)
+    await worker.enqueue("run-1")
+    job = await worker.take_next()
+    assert job is not None
+    # Stalled checks through two lock durations: lock renewal keeps the job the worker's.
+    for _ in range(2 * lock_ms // STALLED_INTERVAL_MS):
+        assert await checker.recover_stalled() == []
+        await asyncio.sleep(STALLED_INTERVAL_MS / 1000)
+    await worker.complete(job)
+    assert await worker.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def test_a_run_whose_worker_vanished_mid_run_ends_failed_without_a_repeated_seq(
+    new_queue: QueueFactory,
+) -> None:
+    lost_worker, survivor = new_queue(), new_queue()
+    store = InMemoryRunStore()
+    with use_infra(Infra(bus=InMemoryEventBus(), queue=lost_worker, store=store)) as infra:
+        run_id = await start_run("echo", {"text": "a b c"})
+        job = await lost_worker.take_next()
+        assert job is not None
+        # The lost worker recorded two events, then its process died.
+        await store.append_event(run_id, "RunStarted", {"agent": "echo"}, at=infra.clock.now())
+        await store.append_event(run_id, "RunStep", {"text": "a"}, at=infra.clock.now())
+        await lost_worker.aclose()
+
+    assert await recover_within_deadline(survivor) == [run_id]
+    with use_infra(Infra(bus=InMemoryEventBus(), queue=survivor, store=store)):
+        assert await run_worker_once() is True
+        assert await run_worker_once() is False
+    events = await store.read_events(run_id)
+    assert [(e.seq, e.type) for e in events] == [
+        (1, "RunStarted"),
+        (2, "RunStep"),
+        (3, "RunFailed"),
+    ]
+    assert events[-1].data["error_type"] == "WorkerLost"
+    assert "attempt 1" in str(events[-1].data["message"])
+    assert await survivor.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def test_completing_a_job_that_another_worker_took_over_leaves_it_to_that_worker(
+    new_queue: QueueFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    checker = new_queue()
+    async with proxied(await require_redis()) as (proxy, proxied_url):
+        cut_off = new_queue(url=proxied_url)
+        await cut_off.enqueue("run-1")
+        job = await cut_off.take_next()
+        assert job is not None
+        await proxy.stop()  # its lock renewals no longer reach Redis
+        assert await recover_within_deadline(checker) == ["run-1"]
+        await proxy.start()
+
+        await cut_off.complete(job)  # no longer its job: logged, not raised
+    assert "no longer held by this worker" in caplog.text
+    taken_over = await checker.take_next()
+    assert taken_over is not None
+    assert taken_over.attempt == 2
+
+
+async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFactory) -> None:
+    queue = new_queue()
+    await queue.enqueue("run-1")
+    job = await queue.take_next()
+    assert job is not None
+    await queue.fail(job, "RuntimeError: store down")
+
+    inspector = Queue(queue.name, {"connection": await require_redis(), "prefix": queue.key_prefix})
+    try:
+        failed = await inspector.getJob("run-1")
+        assert await inspector.getJobState("run-1") == "failed"
+    finally:
+        await inspector.close()
+    assert (failed.failedReason, failed.stacktrace) == ("RuntimeError: store down", [])

@@ -1,0 +1,134 @@
+"""Real services for tests: where they are, and what to do where one does not answer.
+
+A test that needs a server calls ``require_service`` (or ``postgres_url`` / ``require_redis``):
+where the server does not answer it skips with the reason, or fails where
+``AGENTS_RUN_REQUIRE_SERVICES=1`` (as CI sets it). Each server is probed once per test process.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import redis
+from redis.asyncio import Redis
+
+from agents_run.redaction import redact
+
+REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
+TEST_POSTGRES_URL = "AGENTS_RUN_TEST_POSTGRES_URL"
+DEFAULT_TEST_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TEST_REDIS_URL = "AGENTS_RUN_TEST_REDIS_URL"
+DEFAULT_TEST_REDIS_URL = "redis://127.0.0.1:6379/0"
+PROBE_TIMEOUT = 2.0
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "redis": 6379, "rediss": 6379}
+
+
+def services_required() -> bool:
+    return os.environ.get(REQUIRE_SERVICES, "") == "1"
+
+
+def unique_prefix(kind: str) -> str:
+    """A namespace that no other test, worker or engineer sharing the server uses."""
+    return f"test-{kind}-{uuid.uuid4().hex[:12]}"
+
+
+def tcp_probe(url: str) -> None:
+    """Raise ``OSError`` where nothing accepts TCP connections at ``url``'s host and port."""
+    parts = urlsplit(url)
+    port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
+    with socket.create_connection((parts.hostname or "127.0.0.1", port), PROBE_TIMEOUT):
+        pass
+
+
+def postgres_probe(url: str) -> None:
+    """Connect and log in, so a wrong user or database is reported like a missing server."""
+    with psycopg.connect(url, connect_timeout=int(PROBE_TIMEOUT)):
+        pass
+
+
+def redis_probe(url: str) -> None:
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@functools.cache
+def _unreachable_reason(name: str, url: str, probe: Callable[[str], None]) -> str | None:
+    try:
+        probe(url)
+    except Exception as error:
+        detail = " ".join(str(error).split()) or type(error).__name__
+        return f"{name} at {redact(url)} does not answer ({detail})"
+    return None
+
+
+def require_service(name: str, url: str, probe: Callable[[str], None] = tcp_probe) -> str:
+    """``url``, once ``probe`` reached the service; otherwise skip the test, or fail it in CI."""
+    reason = _unreachable_reason(name, url, probe)
+    if reason is not None:
+        if services_required():
+            pytest.fail(f"{reason}, and {REQUIRE_SERVICES}=1 requires it", pytrace=False)
+        pytest.skip(f"{reason}; set {REQUIRE_SERVICES}=1 to fail instead")
+    return url
+
+
+def postgres_url() -> str:
+    """The test PostgreSQL (``AGENTS_RUN_TEST_POSTGRES_URL``), checked to answer."""
+    url = os.environ.get(TEST_POSTGRES_URL, "") or DEFAULT_TEST_POSTGRES_URL
+    return require_service("PostgreSQL", url, postgres_probe)
+
+
+def redis_url() -> str:
+    """The test Redis (``AGENTS_RUN_TEST_REDIS_URL``), checked to answer."""
+    url = os.environ.get(TEST_REDIS_URL, "") or DEFAULT_TEST_REDIS_URL
+    return require_service("Redis", url, redis_probe)
+
+
+async def require_redis() -> str:
+    """``redis_url()``, for async fixtures and tests."""
+    return redis_url()
+
+
+def _redis_client(url: str) -> Redis:
+    client: Redis = Redis.from_url(
+        url, socket_connect_timeout=PROBE_TIMEOUT, socket_timeout=PROBE_TIMEOUT
+    )
+    return client
+
+
+async def delete_redis_keys(url: str, prefix: str) -> int:
+    """Delete every key under ``prefix`` (SCAN + DEL, never FLUSHDB: others share the server)."""
+    client = _redis_client(url)
+    deleted = 0
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=500):
+            deleted += await client.delete(key)
+    finally:
+        await client.aclose()
+    return deleted
+
+
+async def kill_redis_connections(url: str, client_name: str, *, pubsub: bool) -> int:
+    """Drop the server side of the connections named ``client_name`` (only ours, never others'),
+    either the subscribed ones or the others; returns how many were killed."""
+    client = _redis_client(url)
+    killed = 0
+    try:
+        for connection in await client.client_list():
+            if connection["name"] != client_name or ("P" in connection["flags"]) != pubsub:
+                continue
+            killed += int(await client.client_kill_filter(_id=connection["id"]))
+    finally:
+        await client.aclose()
+    return killed
