@@ -552,16 +552,7 @@ async def test_closing_the_server_drops_a_connection_that_sent_no_request(infra:
 
 async def test_serve_with_an_in_process_worker_runs_what_it_is_given(infra: Infra) -> None:
     stop = asyncio.Event()
-    said: list[str] = []
-    serving = asyncio.create_task(
-        serve("127.0.0.1", 0, in_process_worker=True, say=said.append, stop=stop, stop_signals=())
-    )
-
-    async def listening() -> bool:
-        return bool(said)
-
-    await eventually(listening, "serve said where it listens")
-    port = int(re.findall(r"http://127\.0\.0\.1:(\d+)", said[0])[0])
+    serving, port, said = await serving_in_process(stop, grace=DEADLINE)
     response = await request(port, "POST", "/runs", json_body={"agent": "echo", "input": {}})
     async with open_event_stream(port, f"/runs/{response.json()['run_id']}/events") as stream:
         events = await stream.events_to_the_end()
@@ -573,6 +564,81 @@ async def test_serve_with_an_in_process_worker_runs_what_it_is_given(infra: Infr
         "agents-run serve: shutting down",
     ]
     assert (await infra.queue.counts()).total == 0
+    assert await infra.store.pending_outbox() == []
+
+
+async def serving_in_process(
+    stop: asyncio.Event, *, grace: float
+) -> tuple[asyncio.Task[int], int, list[str]]:
+    """``serve`` with its in-process worker, as a task; returns it, its port and what it said."""
+    said: list[str] = []
+    serving = asyncio.create_task(
+        serve(
+            "127.0.0.1",
+            0,
+            in_process_worker=True,
+            grace=grace,
+            say=said.append,
+            stop=stop,
+            stop_signals=(),
+            idle_poll=0.01,
+        )
+    )
+
+    async def listening() -> bool:
+        return bool(said)
+
+    await eventually(listening, "serve said where it listens")
+    return serving, int(re.findall(r"http://127\.0\.0\.1:(\d+)", said[0])[0]), said
+
+
+async def test_on_shutdown_a_run_in_progress_may_end_within_the_grace_period(
+    infra: Infra,
+) -> None:
+    stop, started, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    @register_agent("ends-when-released")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        started.set()
+        await release.wait()
+        yield {"step": 1}
+
+    try:
+        serving, port, _ = await serving_in_process(stop, grace=DEADLINE * 10)
+        response = await request(port, "POST", "/runs", json_body={"agent": "ends-when-released"})
+        await asyncio.wait_for(started.wait(), DEADLINE)
+        stop.set()
+        release.set()  # after the shutdown began: the grace period lets the run finish
+        assert await asyncio.wait_for(serving, DEADLINE) == 0
+    finally:
+        unregister_agent("ends-when-released")
+    events = await infra.store.read_events(response.json()["run_id"])
+    assert [event.type for event in events] == ["RunStarted", "RunStep", "RunFinished"]
+    assert await infra.store.pending_outbox() == []
+
+
+async def test_on_shutdown_a_run_that_outlives_the_grace_period_stops_at_its_next_step(
+    infra: Infra,
+) -> None:
+    stop, started = asyncio.Event(), asyncio.Event()
+
+    @register_agent("never-ends")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        started.set()
+        while True:
+            yield {}
+            await asyncio.sleep(0.01)
+
+    try:
+        serving, port, _ = await serving_in_process(stop, grace=0)
+        response = await request(port, "POST", "/runs", json_body={"agent": "never-ends"})
+        await asyncio.wait_for(started.wait(), DEADLINE)
+        stop.set()
+        assert await asyncio.wait_for(serving, DEADLINE) == 0
+    finally:
+        unregister_agent("never-ends")
+    last = (await infra.store.read_events(response.json()["run_id"]))[-1]
+    assert (last.type, last.data["error_type"]) == ("RunFailed", "WorkerShutdown")
     assert await infra.store.pending_outbox() == []
 
 
