@@ -1,0 +1,118 @@
+"""``agents-run serve`` on Redis, BullMQ and PostgreSQL, with the worker in a process of its own:
+runs started over HTTP are executed elsewhere and streamed back over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.integration.http_client import open_event_stream, request
+from tests.services import delete_redis_keys, postgres_url, require_redis, unique_prefix
+
+DEADLINE = 20.0
+AGENTS_RUN = str(Path(sys.executable).with_name("agents-run"))
+
+
+@pytest.fixture
+async def shared_infra_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    """The environment of processes that share a fresh Redis namespace and PostgreSQL schema."""
+    redis_url = await require_redis()
+    database_url = postgres_url()
+    prefix = unique_prefix("serve")
+    schema = f"test_serve_{uuid.uuid4().hex[:12]}"
+    separator = "&" if "?" in database_url else "?"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
+    env |= {
+        "AGENTS_RUN_BUS_URL": redis_url,
+        "AGENTS_RUN_QUEUE_URL": redis_url,
+        "AGENTS_RUN_STORE_URL": f"{database_url}{separator}schema={schema}",
+        "AGENTS_RUN_KEY_PREFIX": prefix,
+    }
+    try:
+        init = await asyncio.create_subprocess_exec(
+            AGENTS_RUN, "db", "init", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        _, err = await asyncio.wait_for(init.communicate(), DEADLINE)
+        assert init.returncode == 0, err
+        yield env
+    finally:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
+            await db.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
+            )
+        await delete_redis_keys(redis_url, prefix)
+
+
+async def stop_gracefully(process: asyncio.subprocess.Process) -> int:
+    try:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), DEADLINE)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    code = process.returncode
+    assert code is not None
+    return code
+
+
+async def test_runs_started_over_http_are_executed_by_a_worker_process_and_streamed_back(
+    shared_infra_env: dict[str, str], tmp_path: Path
+) -> None:
+    with (
+        (tmp_path / "serve.log").open("wb") as serve_log,
+        (tmp_path / "worker.log").open("wb") as worker_log,
+    ):
+        server = await asyncio.create_subprocess_exec(
+            AGENTS_RUN,
+            "serve",
+            "--port",
+            "0",
+            env=shared_infra_env,
+            stdout=subprocess.PIPE,
+            stderr=serve_log,
+        )
+        worker = await asyncio.create_subprocess_exec(
+            AGENTS_RUN, "worker", env=shared_infra_env, stderr=worker_log
+        )
+        try:
+            assert server.stdout is not None
+            line = await asyncio.wait_for(server.stdout.readline(), DEADLINE)
+            found = re.search(rb"http://127\.0\.0\.1:(\d+) \(without in-process worker\)", line)
+            assert found, line
+            port = int(found[1])
+            started = await request(
+                port, "POST", "/runs", json_body={"agent": "echo", "input": {"text": "x y"}}
+            )
+            assert started.status == 201, started
+            run_id = started.json()["run_id"]
+            async with open_event_stream(port, f"/runs/{run_id}/events") as stream:
+                events = await stream.events_to_the_end(DEADLINE)
+            assert [(f.id, f.event) for f in events] == [
+                ("1", "RunStarted"),
+                ("2", "RunStep"),
+                ("3", "RunStep"),
+                ("4", "RunFinished"),
+            ]
+            assert events[2].json()["data"] == {"text": "y"}
+            described = await request(port, "GET", f"/runs/{run_id}")
+            assert (described.json()["status"], described.json()["last_seq"]) == ("finished", 4)
+            cancelled = await request(port, "POST", f"/runs/{run_id}/cancel")
+            assert cancelled.json() == {"cancel_requested": False}
+        finally:
+            server_code = await stop_gracefully(server)
+            worker_code = await stop_gracefully(worker)
+    assert (server_code, worker_code) == (0, 0), (tmp_path / "serve.log").read_text() + (
+        tmp_path / "worker.log"
+    ).read_text()
