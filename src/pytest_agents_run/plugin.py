@@ -209,7 +209,7 @@ def _run_in_a_fresh_loop(coroutine: Coroutine[Any, Any, list[str]]) -> list[str]
 def _report_leaks(item: pytest.Item, leaks: list[str], *, strict: bool) -> None:
     message = f"{item.nodeid} left work in its infra: " + "; ".join(leaks)
     if strict:
-        pytest.fail(f"{message} [agents-run strict leaks]", pytrace=False)
+        pytest.fail(f"{message} (an error under the strict leak check)", pytrace=False)
     warnings.warn_explicit(
         InfraLeakWarning(message),
         InfraLeakWarning,
