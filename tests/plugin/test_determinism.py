@@ -229,3 +229,21 @@ def test_the_trace_does_not_leak_into_junit_xml(project: pytest.Pytester) -> Non
     result = project.runpytest("--repeat-deterministic=2", "--junitxml=report.xml")
     result.assert_outcomes(passed=2)
     assert "agents_run" not in (project.path / "report.xml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "mark"),
+    [(["--count=2"], ""), ([], "@pytest.mark.repeat(2)\n")],
+    ids=["--count", "repeat marker"],
+)
+def test_repeats_made_by_pytest_repeat_itself_are_compared_too(
+    project: pytest.Pytester, args: list[str], mark: str
+) -> None:
+    project.makepyfile(
+        test_dice=DICE_TEST.replace(
+            "@pytest.mark.deterministic\n", f"@pytest.mark.deterministic\n{mark}"
+        )
+    )
+    result = project.runpytest(*args)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["agents-run: 1 deterministic test, 2 runs, 1 divergence"])

@@ -164,6 +164,26 @@ def test_a_conftest_hook_supplies_the_infra(project: pytest.Pytester) -> None:
     project.runpytest().assert_outcomes(passed=1)
 
 
+def test_a_hook_that_returns_none_leaves_the_choice_to_the_default(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest(
+        """
+        def pytest_agents_run_make_infra(request):
+            return None
+        """
+    )
+    project.makepyfile(
+        """
+        from agents_run import InMemoryRunStore
+
+        def test_default(infra):
+            assert isinstance(infra.store, InMemoryRunStore)
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)
+
+
 def test_a_conftest_hook_applies_to_its_own_folder_only(project: pytest.Pytester) -> None:
     project.makepyfile(
         **{
