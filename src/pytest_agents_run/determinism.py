@@ -134,10 +134,9 @@ def divergence(reference: RepeatRecord, other: RepeatRecord) -> str | None:
 
 
 @dataclass
-class _TestRepeats:
-    reference: RepeatRecord
-    seen: int = 1
-    diverged: int = 0
+class _Reference:
+    record: RepeatRecord
+    still_to_come: int
 
 
 @dataclass(eq=False)  # a plugin must stay hashable
@@ -148,9 +147,11 @@ class DeterminismChecker:
     that differs, whichever worker ran it and in whatever order the repeats finished.
     """
 
-    tests: dict[str, _TestRepeats] = field(default_factory=dict)
+    tests: int = 0
     runs: int = 0
     divergences: int = 0
+    # Kept only until the test's last repeat arrives.
+    _references: dict[str, _Reference] = field(default_factory=dict)
 
     # A wrapper, so the report is marked failed before pytest counts failures for the exit code.
     @pytest.hookimpl(wrapper=True)
@@ -163,15 +164,18 @@ class DeterminismChecker:
 
     def _check(self, report: pytest.TestReport, record: RepeatRecord) -> None:
         self.runs += 1
-        repeats = self.tests.get(record.test)
-        if repeats is None:
-            self.tests[record.test] = _TestRepeats(reference=record)
+        reference = self._references.get(record.test)
+        if reference is None:
+            self.tests += 1
+            if record.of > 1:
+                self._references[record.test] = _Reference(record, still_to_come=record.of - 1)
             return
-        repeats.seen += 1
-        message = divergence(repeats.reference, record)
+        reference.still_to_come -= 1
+        if reference.still_to_come == 0:
+            del self._references[record.test]
+        message = divergence(reference.record, record)
         if message is None:
             return
-        repeats.diverged += 1
         self.divergences += 1
         if report.failed:  # teardown failed already: keep its error, add ours beside it
             report.sections.append(("agents-run determinism", message))
@@ -182,7 +186,7 @@ class DeterminismChecker:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.tests:
             return
-        tests, runs, diverged = len(self.tests), self.runs, self.divergences
+        tests, runs, diverged = self.tests, self.runs, self.divergences
         terminalreporter.write_line(
             f"agents-run: {tests} deterministic {_plural(tests, 'test')}, "
             f"{runs} {_plural(runs, 'run')}, {diverged} {_plural(diverged, 'divergence')}",

@@ -247,3 +247,33 @@ def test_repeats_made_by_pytest_repeat_itself_are_compared_too(
     result = project.runpytest(*args)
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["agents-run: 1 deterministic test, 2 runs, 1 divergence"])
+
+
+def test_a_divergence_in_a_repeat_that_already_failed_at_teardown_is_added_to_its_error(
+    project: pytest.Pytester,
+) -> None:
+    project.makepyfile(
+        test_leaky_dice="""
+        import random
+        import pytest
+        from agents_run import start_run
+
+        @pytest.mark.deterministic
+        async def test_roll():
+            await start_run("echo", {"text": str(random.random())})  # and leaves its job
+        """
+    )
+    result = project.runpytest(
+        "--repeat-deterministic=2", "--agents-run-strict-leaks", "-p", "no:randomly"
+    )
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_roll[[]2-2]*",
+            "*::test_roll[[]2-2] left work in its infra: 1 job not done*",
+            "*- agents-run determinism -*",
+            "non-deterministic: repeat 2 of 2 differs from repeat 1 of "
+            "test_leaky_dice.py::test_roll",
+            "agents-run: 1 deterministic test, 2 runs, 1 divergence",
+        ]
+    )
