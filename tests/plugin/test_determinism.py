@@ -7,14 +7,20 @@ DICE_TEST = """
 import random
 import pytest
 from agents_run import register_agent, run_until_idle, start_run
+from agents_run.application.agents import unregister_agent
 
-@register_agent("dice")
-async def dice(input):
-    yield {"roll": random.randint(1, 10**9)}
+@pytest.fixture
+def dice():
+    @register_agent("dice")
+    async def roll(input):
+        yield {"roll": random.randint(1, 10**9)}
+
+    yield "dice"
+    unregister_agent("dice")  # the registry is process-wide: leave it as it was
 
 @pytest.mark.deterministic
-async def test_roll():  # no infra argument: a deterministic test gets fresh infra anyway
-    await start_run("dice", {})
+async def test_roll(dice):  # no infra argument: a deterministic test gets fresh infra anyway
+    await start_run(dice, {})
     await run_until_idle()
 """
 
