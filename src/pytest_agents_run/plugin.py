@@ -25,7 +25,7 @@ from pytest_agents_run.determinism import (
     repeat_position,
 )
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
-from pytest_agents_run.recording import Trace, recording_infra
+from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
 
 MARKER = "deterministic"
 # Closing the infra asks its adapters; a networked one that does not answer must not hang pytest.
@@ -39,7 +39,7 @@ class Settings:
 
 
 _settings_key = pytest.StashKey[Settings]()
-_trace_key = pytest.StashKey[Trace]()
+_trace_key = pytest.StashKey[list[TraceEntry]]()  # normalised, JSON
 _phase_reports_key = pytest.StashKey[list[pytest.TestReport]]()
 
 
@@ -175,7 +175,6 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         )
     trace = Trace()
     recorded = recording_infra(made, trace)
-    item.stash[_trace_key] = trace
     set_infra(recorded)
     yield recorded
     check_leaks = all(report.passed for report in item.stash.get(_phase_reports_key, []))
@@ -183,6 +182,9 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         leaks = _run_in_a_fresh_loop(_close(recorded, check_leaks=check_leaks))
     finally:
         reset_infra()
+    if item.get_closest_marker(MARKER) is not None:
+        # Here rather than at report time: a normalise hook that raises fails this teardown.
+        item.stash[_trace_key] = _normalized(item, trace.entries)
     if leaks:
         _report_leaks(item, leaks, strict=item.config.stash[_settings_key].strict_leaks)
 
@@ -227,26 +229,25 @@ def pytest_runtest_makereport(
     reports.append(report)
     if report.when == "teardown":
         del item.stash[_phase_reports_key]
-        trace = item.stash.get(_trace_key, None)
-        if trace is not None:
+        # No trace where the infra fixture was not ours (a project's own) or never set up.
+        trace = item.stash.get(_trace_key, [])
+        if _trace_key in item.stash:
             del item.stash[_trace_key]
         if item.get_closest_marker(MARKER) is not None:
-            record = _repeat_record(item, reports, trace)
+            repeat, of = repeat_position(item, item.config.stash[_settings_key].repeats)
+            record = RepeatRecord(
+                test=nodeid_without_repeat(item.nodeid, repeat, of),
+                repeat=repeat,
+                of=of,
+                outcome=outcome_of(reports),
+                trace=trace,
+            )
             report.user_properties.append((RECORD_PROPERTY, record.to_json()))
     return report
 
 
-def _repeat_record(
-    item: pytest.Item, reports: list[pytest.TestReport], trace: Trace | None
-) -> RepeatRecord:
-    repeat, of = repeat_position(item, item.config.stash[_settings_key].repeats)
-    entries = copy.deepcopy(trace.entries) if trace is not None else []
-    for entry in entries:
+def _normalized(item: pytest.Item, entries: list[TraceEntry]) -> list[TraceEntry]:
+    copies = copy.deepcopy(entries)
+    for entry in copies:
         item.ihook.pytest_agents_run_normalize_trace_entry(entry=entry, item=item)
-    return RepeatRecord(
-        test=nodeid_without_repeat(item.nodeid, repeat, of),
-        repeat=repeat,
-        of=of,
-        outcome=outcome_of(reports),
-        trace=as_json([entry for entry in entries if entry]),
-    )
+    return as_json([entry for entry in copies if entry])

@@ -283,3 +283,34 @@ def test_a_divergence_in_a_repeat_that_already_failed_at_teardown_is_added_to_it
             "agents-run: 1 deterministic test, 2 runs, 1 divergence",
         ]
     )
+
+
+def test_a_normalize_hook_that_makes_an_entry_not_json_fails_that_teardown(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest(
+        """
+        def pytest_agents_run_normalize_trace_entry(entry, item):
+            entry["seen"] = {1, 2}
+        """
+    )
+    project.makepyfile(
+        """
+        import pytest
+        from agents_run import run_until_idle, start_run
+
+        @pytest.mark.deterministic
+        async def test_echo():
+            await start_run("echo", {})
+            await run_until_idle()
+        """
+    )
+    result = project.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*TypeError: agents-run: a trace entry is not JSON (Object of type set is not JSON "
+            "serializable); a pytest_agents_run_normalize_trace_entry implementation must keep "
+            "entries JSON"
+        ]
+    )
