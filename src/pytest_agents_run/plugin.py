@@ -196,8 +196,8 @@ async def _close(infra: Infra, *, check_leaks: bool) -> list[str]:
 
 
 def _run_in_a_fresh_loop(coroutine: Coroutine[Any, Any, list[str]]) -> list[str]:
-    # The test's own loop (if it had one) is not running during a sync fixture's teardown, and
-    # a loop_factory keeps the Runner from replacing the thread's current loop.
+    # pytest-asyncio and anyio have closed the test's own loop by now; a loop_factory keeps the
+    # Runner from replacing the thread's current loop.
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
         try:
             return runner.run(asyncio.wait_for(coroutine, TEARDOWN_TIMEOUT))
