@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
 
 from agents_run import run_until_idle, start_run, use_infra
@@ -17,6 +18,8 @@ from agents_run.config import (
     remove_namespace,
 )
 from tests.services import postgres_url, redis_url
+
+pytestmark = pytest.mark.deterministic
 
 
 async def test_a_namespace_on_redis_and_postgres_is_removed_whole() -> None:

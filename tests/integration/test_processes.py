@@ -18,8 +18,12 @@ from agents_run import (
 from agents_run.application.agents import unregister_agent
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.domain.json_data import JsonObject
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
+@leaves_work_on_purpose  # the worker only appends; publishing is not its job
 async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) -> None:
     run_ids = [await start_run("echo", {"text": "a b"}) for _ in range(5)]
     draining, stop = asyncio.Event(), asyncio.Event()
@@ -38,6 +42,7 @@ async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) ->
         assert (await infra.store.get_run(run_id)).status == "finished"
 
 
+@leaves_work_on_purpose  # a queued run stays queued: that is what draining means
 async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     draining, stop = asyncio.Event(), asyncio.Event()
 
@@ -58,6 +63,7 @@ async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     assert (await infra.store.get_run(queued)).status == "queued"
 
 
+@leaves_work_on_purpose  # the worker only appends; publishing is not its job
 async def test_an_infrastructure_error_is_logged_and_retried(
     infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
