@@ -1,16 +1,3 @@
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-
-from agents_run import Infra, reset_infra, set_infra
-
-
-@pytest.fixture
-def infra() -> Iterator[Infra]:
-    """Fresh in-memory infra for one test (the plugin's fixture replaces this one)."""
-    fresh = Infra.in_memory()
-    set_infra(fresh)
-    yield fresh
-    reset_infra()
+# pytester drives real pytest runs for the plugin's tests (tests/plugin); pytest_plugins is only
+# honoured in a top-level conftest.
+pytest_plugins = ["pytester"]

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from agents_run.application.agents import registered_agents
 from agents_run.application.cancel_run import cancel_run
 from agents_run.application.infra import get_infra
+from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
-from agents_run.application.worker_process import serve_worker
 from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
 from agents_run.demo import run_demo
 from agents_run.errors import AgentsRunError, InvalidArgument
@@ -68,6 +68,17 @@ async def _worker(args: argparse.Namespace) -> int:
     )
     jobs = await serve_worker(draining=draining, stop=stop, concurrency=args.concurrency)
     log.info("worker stopped after %d job(s)", jobs)
+    return 0
+
+
+async def _publisher(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("publisher started")
+    published = await serve_publisher(stop=stop)
+    log.info("publisher stopped after %d event(s)", published)
     return 0
 
 
@@ -156,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
         "next step (default 10)",
     )
     worker.set_defaults(handler=_worker)
+
+    publisher = commands.add_parser(
+        "publisher", help="publish the outbox to the bus as events are appended, until SIGTERM"
+    )
+    publisher.set_defaults(handler=_publisher)
 
     start = commands.add_parser("start", parents=[with_agents], help="start a run, print its id")
     start.add_argument("agent")

@@ -5,10 +5,13 @@ The only module that may import the production adapters.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
@@ -17,6 +20,9 @@ from agents_run.application.infra import Infra, set_infra
 from agents_run.errors import InfraConfigError, InvalidArgument
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 from agents_run.redaction import redact
+
+if TYPE_CHECKING:
+    from agents_run.adapters.postgres_store import PostgresRunStore
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
@@ -148,15 +154,28 @@ def _build_store(config: InfraConfig) -> RunStorePort:
             from agents_run.adapters.sqlite_store import SqliteRunStore  # noqa: PLC0415
 
             return SqliteRunStore(_sqlite_path(url), busy_timeout=config.connect_timeout)
-        from agents_run.adapters.postgres_store import PostgresRunStore  # noqa: PLC0415
-
-        conninfo, schema = _split_postgres_schema(url)
-        return PostgresRunStore(conninfo, schema=schema, connect_timeout=config.connect_timeout)
+        return _postgres_store(config)
     except InvalidArgument as error:
         raise InfraConfigError(
             f"{STORE_URL}={redact(url)!r} is malformed: {error}; accepted forms are "
             f"{_FORMS[STORE_URL]}"
         ) from None
+
+
+def _remove_files(paths: list[str]) -> None:
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def _is_postgres(url: str) -> bool:
+    return url.lower().startswith(("postgresql://", "postgres://"))
+
+
+def _postgres_store(config: InfraConfig) -> PostgresRunStore:
+    from agents_run.adapters.postgres_store import PostgresRunStore  # noqa: PLC0415
+
+    conninfo, schema = _split_postgres_schema(config.store_url)
+    return PostgresRunStore(conninfo, schema=schema, connect_timeout=config.connect_timeout)
 
 
 def _sqlite_path(url: str) -> str:
@@ -176,8 +195,74 @@ def _split_postgres_schema(url: str) -> tuple[str, str]:
     return urlunsplit(parts._replace(query=rest)), (schemas[-1] if schemas else DEFAULT_SCHEMA)
 
 
-def _not_supported_yet(name: str, url: str) -> InfraConfigError:
-    return InfraConfigError(f"{name}={redact(url)!r}: this build supports only {MEMORY_URL}")
+def config_env(config: InfraConfig) -> dict[str, str]:
+    """The environment variables that describe ``config`` (for starting processes on it)."""
+    return {
+        BUS_URL: config.bus_url,
+        QUEUE_URL: config.queue_url,
+        STORE_URL: config.store_url,
+        KEY_PREFIX: config.key_prefix,
+        CONNECT_TIMEOUT: str(config.connect_timeout),
+    }
+
+
+_NAMESPACE = re.compile(r"^[a-z_][a-z0-9_]{0,55}$")
+
+
+def isolated(config: InfraConfig, namespace: str) -> InfraConfig:
+    """``config`` on the same servers, in a namespace of its own: Redis keys and channels under
+    ``namespace``, PostgreSQL tables in schema ``namespace``, an SQLite file named after it.
+
+    For tests and throwaway environments; ``create_namespace`` and ``remove_namespace`` make and
+    remove what it needs.
+    """
+    if not _NAMESPACE.match(namespace):
+        raise InvalidArgument(
+            f"namespace {namespace!r} is malformed: use 1 to 56 lower-case letters, digits or _, "
+            "not starting with a digit"
+        )
+    store_url = config.store_url
+    if store_url.lower().startswith("sqlite://"):
+        path = _sqlite_path(store_url)
+        stem, dot, suffix = path.rpartition(".")
+        store_url = (
+            f"sqlite://{stem}-{namespace}.{suffix}" if dot else f"sqlite://{path}-{namespace}"
+        )
+    elif _is_postgres(store_url):
+        conninfo, _ = _split_postgres_schema(store_url)
+        parts = urlsplit(conninfo)
+        query = urlencode([*parse_qsl(parts.query, keep_blank_values=True), ("schema", namespace)])
+        store_url = urlunsplit(parts._replace(query=query))
+    return replace(config, store_url=store_url, key_prefix=namespace)
+
+
+async def create_namespace(config: InfraConfig) -> None:
+    """Create the store's schema where ``config`` needs one (``agents-run db init``)."""
+    store = _build_store(config)
+    try:
+        await store.create_schema()
+    finally:
+        await store.aclose()
+
+
+async def remove_namespace(config: InfraConfig) -> None:
+    """Remove everything ``config``'s namespace holds: its PostgreSQL schema or SQLite file, and
+    its Redis keys. Irreversible: meant for namespaces made with ``isolated``."""
+    if _is_postgres(config.store_url):
+        postgres = _postgres_store(config)
+        try:
+            await postgres.drop_schema()
+        finally:
+            await postgres.aclose()
+    if config.store_url.lower().startswith("sqlite://"):
+        path = _sqlite_path(config.store_url)
+        await asyncio.to_thread(_remove_files, [f"{path}{end}" for end in ("", "-wal", "-shm")])
+    redis_urls = {url for url in (config.bus_url, config.queue_url) if url != MEMORY_URL}
+    if redis_urls:
+        from agents_run.adapters.redis_connection import delete_keys  # noqa: PLC0415
+
+        for url in redis_urls:
+            await delete_keys(url, config.key_prefix, connect_timeout=config.connect_timeout)
 
 
 def load_infra_from_config(env: Mapping[str, str] = os.environ) -> Infra:

@@ -22,10 +22,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from agents_run.application.cancel_run import cancel_run
 from agents_run.application.infra import Infra, get_infra, use_infra
-from agents_run.application.publisher_process import serve_publisher
+from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
+from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
-from agents_run.application.worker_process import serve_worker
 from agents_run.domain.events import RunEvent
 from agents_run.errors import (
     AgentsRunError,
@@ -544,7 +544,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     stop_signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
     limits: ServerLimits | None = None,
-    idle_poll: float = 0.1,
+    idle_poll: float = 0.1,  # the in-process worker's, between looks at an empty queue
 ) -> int:
     """Serve the API until ``stop`` is set or a stop signal arrives; then shut down gracefully.
 
@@ -569,7 +569,7 @@ async def serve(
     for stop_signal in stop_signals:
         loop.add_signal_handler(stop_signal, on_signal)
         installed.append(stop_signal)
-    publisher_draining = asyncio.Event()
+    publisher_stop = asyncio.Event()
     worker: asyncio.Task[int] | None = None
     publisher: asyncio.Task[int] | None = None
     try:
@@ -578,9 +578,7 @@ async def serve(
                 worker = asyncio.create_task(
                     serve_worker(draining=worker_draining, stop=worker_stop, idle_poll=idle_poll)
                 )
-                publisher = asyncio.create_task(
-                    serve_publisher(draining=publisher_draining, idle_poll=idle_poll)
-                )
+                publisher = asyncio.create_task(serve_publisher(stop=publisher_stop))
             mode = "with" if in_process_worker else "without"
             say(f"agents-run serve: listening on {server.url} ({mode} in-process worker)")
             await stop.wait()
@@ -591,12 +589,22 @@ async def serve(
             await asyncio.wait([worker], timeout=grace)
             worker_stop.set()
             await _finish(worker, limits.shutdown_timeout)
-        publisher_draining.set()
+        publisher_stop.set()
         if publisher is not None:
             await _finish(publisher, limits.shutdown_timeout)
+            await _publish_what_is_left(limits.shutdown_timeout)
         for stop_signal in installed:
             loop.remove_signal_handler(stop_signal)
     return 0
+
+
+async def _publish_what_is_left(timeout: float) -> None:
+    """What the worker appended while the publisher was stopping, so live tails elsewhere get it."""
+    try:
+        async with asyncio.timeout(timeout):
+            await publish_pending_outbox_events_once()
+    except Exception:
+        log.exception("publishing the outbox on shutdown failed; another publisher will do it")
 
 
 async def _finish(task: asyncio.Task[int], timeout: float) -> None:

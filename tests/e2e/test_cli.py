@@ -13,7 +13,7 @@ import pytest
 from agents_run.cli import main
 
 # main() makes the configured infra current: the fixture restores a fresh one afterwards.
-pytestmark = pytest.mark.usefixtures("infra")
+pytestmark = [pytest.mark.deterministic, pytest.mark.usefixtures("infra")]
 
 AGENTS_RUN = [sys.executable, "-m", "agents_run.cli"]
 MEMORY_ENV = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
@@ -46,28 +46,39 @@ def test_an_agent_module_that_does_not_import_is_a_clear_error(
     assert "--agents: cannot import 'no_such_agents_module'" in capsys.readouterr().err
 
 
-def test_the_worker_drains_on_sigterm_and_exits_cleanly() -> None:
-    worker = subprocess.Popen(
-        [*AGENTS_RUN, "worker", "--concurrency", "2", "--grace", "1"],
-        env=MEMORY_ENV,
-        stderr=subprocess.PIPE,
-        text=True,
+def sigterm_after_start(*args: str) -> tuple[str, int, str]:
+    """Start ``agents-run ARGS``, wait for its first log line, send SIGTERM; return that line,
+    the exit code and the rest of stderr. A process that hangs is killed after 30 s."""
+    process = subprocess.Popen(
+        [*AGENTS_RUN, *args], env=MEMORY_ENV, stderr=subprocess.PIPE, text=True
     )
-    watchdog = threading.Timer(30, worker.kill)  # a hung worker ends the readline below
+    watchdog = threading.Timer(30, process.kill)  # a hung process ends the readline below
     watchdog.start()
     try:
-        assert worker.stderr is not None
-        started = worker.stderr.readline()
-        assert "worker started: concurrency 2, agents echo" in started
-        worker.send_signal(signal.SIGTERM)
-        _, err = worker.communicate(timeout=10)
+        assert process.stderr is not None
+        first_line = process.stderr.readline()
+        process.send_signal(signal.SIGTERM)
+        _, rest = process.communicate(timeout=10)
     finally:
         watchdog.cancel()
-        if worker.poll() is None:
-            worker.kill()
-    assert worker.returncode == 0, err
+        if process.poll() is None:
+            process.kill()
+    return first_line, process.returncode, rest
+
+
+def test_the_worker_drains_on_sigterm_and_exits_cleanly() -> None:
+    started, code, err = sigterm_after_start("worker", "--concurrency", "2", "--grace", "1")
+    assert "worker started: concurrency 2, agents echo" in started
+    assert code == 0, err
     assert "draining" in err
     assert "worker stopped after 0 job(s)" in err
+
+
+def test_the_publisher_stops_on_sigterm() -> None:
+    started, code, err = sigterm_after_start("publisher")
+    assert "publisher started" in started
+    assert code == 0, err
+    assert "publisher stopped after 0 event(s)" in err
 
 
 def test_a_bad_concurrency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import pytest
+
 from agents_run import (
     Infra,
     RunEvent,
@@ -16,6 +18,8 @@ from agents_run import (
 )
 from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
+
+pytestmark = pytest.mark.deterministic
 
 
 async def test_backfill_then_live_tail_gives_every_seq_once_and_ends_finished(

@@ -27,6 +27,8 @@ from agents_run.domain.json_data import JsonObject
 from agents_run.ports import QueueCounts
 from tests.services import delete_redis_keys, kill_redis_connections, require_redis, unique_prefix
 
+pytestmark = pytest.mark.deterministic
+
 DEADLINE = 10.0
 
 

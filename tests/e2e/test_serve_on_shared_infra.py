@@ -1,9 +1,10 @@
-"""``agents-run serve`` on Redis, BullMQ and PostgreSQL, with the worker in a process of its own:
-runs started over HTTP are executed elsewhere and streamed back over HTTP."""
+"""``agents-run serve`` on Redis, BullMQ and PostgreSQL, with the worker and the publisher in
+processes of their own: runs started over HTTP are executed elsewhere and streamed back."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -70,23 +71,22 @@ async def stop_gracefully(process: asyncio.subprocess.Process) -> int:
 async def test_runs_started_over_http_are_executed_by_a_worker_process_and_streamed_back(
     shared_infra_env: dict[str, str], tmp_path: Path
 ) -> None:
-    with (
-        (tmp_path / "serve.log").open("wb") as serve_log,
-        (tmp_path / "worker.log").open("wb") as worker_log,
-    ):
-        server = await asyncio.create_subprocess_exec(
-            AGENTS_RUN,
-            "serve",
-            "--port",
-            "0",
-            env=shared_infra_env,
-            stdout=subprocess.PIPE,
-            stderr=serve_log,
-        )
-        worker = await asyncio.create_subprocess_exec(
-            AGENTS_RUN, "worker", env=shared_infra_env, stderr=worker_log
-        )
+    logs = {name: tmp_path / f"{name}.log" for name in ("serve", "worker", "publisher")}
+    processes: list[asyncio.subprocess.Process] = []
+    with contextlib.ExitStack() as files:
+        err = {name: files.enter_context(path.open("wb")) for name, path in logs.items()}
         try:
+            for command in (["worker"], ["publisher"], ["serve", "--port", "0"]):
+                processes.append(
+                    await asyncio.create_subprocess_exec(
+                        AGENTS_RUN,
+                        *command,
+                        env=shared_infra_env,
+                        stdout=subprocess.PIPE if command[0] == "serve" else subprocess.DEVNULL,
+                        stderr=err[command[0]],
+                    )
+                )
+            server = processes[-1]
             assert server.stdout is not None
             line = await asyncio.wait_for(server.stdout.readline(), DEADLINE)
             found = re.search(rb"http://127\.0\.0\.1:(\d+) \(without in-process worker\)", line)
@@ -111,8 +111,5 @@ async def test_runs_started_over_http_are_executed_by_a_worker_process_and_strea
             cancelled = await request(port, "POST", f"/runs/{run_id}/cancel")
             assert cancelled.json() == {"cancel_requested": False}
         finally:
-            server_code = await stop_gracefully(server)
-            worker_code = await stop_gracefully(worker)
-    assert (server_code, worker_code) == (0, 0), (tmp_path / "serve.log").read_text() + (
-        tmp_path / "worker.log"
-    ).read_text()
+            codes = [await stop_gracefully(process) for process in processes]
+    assert codes == [0, 0, 0], [path.read_text() for path in logs.values()]

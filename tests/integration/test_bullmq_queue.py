@@ -15,6 +15,8 @@ from agents_run.ports import QueueCounts
 from tests.services import delete_redis_keys, require_redis, unique_prefix
 from tests.tcp_proxy import proxied
 
+pytestmark = pytest.mark.deterministic
+
 # Short on purpose: a vanished worker's lock expires quickly, so recovery happens within a test.
 LOCK_MS = 300
 STALLED_INTERVAL_MS = 50

@@ -4,6 +4,8 @@ import pytest
 
 from agents_run import Infra, RunNotFound, cancel_run, run_until_idle, start_run
 
+pytestmark = pytest.mark.deterministic
+
 
 async def test_a_queued_run_is_cancelled_at_once_and_idempotently(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a b"})

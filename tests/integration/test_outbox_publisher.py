@@ -11,6 +11,9 @@ from agents_run import (
     start_run,
 )
 from agents_run.adapters.memory import InMemoryEventBus
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
 def published(infra: Infra) -> list[tuple[str, int]]:
@@ -29,6 +32,7 @@ async def test_the_publisher_publishes_every_pending_row_once_in_order(infra: In
     assert await infra.store.pending_outbox() == []
 
 
+@leaves_work_on_purpose
 async def test_draining_one_run_leaves_the_others_pending(infra: Infra) -> None:
     first = await start_run("echo", {"text": "a"})
     second = await start_run("echo", {"text": "b"})

@@ -16,6 +16,8 @@ from tests.services import (
 )
 from tests.tcp_proxy import proxied
 
+pytestmark = pytest.mark.deterministic
+
 WAIT = 2.0
 
 

@@ -14,6 +14,9 @@ from agents_run import (
 )
 from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
 async def test_run_until_idle_runs_every_job_and_publishes_everything(infra: Infra) -> None:
@@ -26,6 +29,7 @@ async def test_run_until_idle_runs_every_job_and_publishes_everything(infra: Inf
     assert await run_until_idle() == 0
 
 
+@leaves_work_on_purpose
 async def test_work_that_never_settles_raises_naming_what_is_left(infra: Infra) -> None:
     @register_agent("spawns-forever")
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:

@@ -9,6 +9,12 @@ from agents_run import Infra, RunStatus, cancel_run, register_agent, run_worker_
 from agents_run.adapters.memory import InMemoryQueue
 from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = [
+    pytest.mark.deterministic,
+    leaves_work_on_purpose,  # the worker only appends: these tests stop before publishing
+]
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from agents_run.domain.events import Run
 from agents_run.ports import RunStorePort
 from tests.services import postgres_url
 
+pytestmark = pytest.mark.deterministic
+
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 PASSWORD = "s3cret-pw"
 # A guard, not a measurement: the store must give up well before this.

@@ -3,8 +3,12 @@ from __future__ import annotations
 import pytest
 
 from agents_run import Infra, InvalidArgument, RunStatus, UnknownAgent, start_run
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
+@leaves_work_on_purpose
 async def test_start_run_persists_a_queued_run_and_enqueues_its_job(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a b"})
     run = await infra.store.get_run(run_id)
@@ -16,6 +20,7 @@ async def test_start_run_persists_a_queued_run_and_enqueues_its_job(infra: Infra
     assert job.run_id == run_id
 
 
+@leaves_work_on_purpose
 async def test_run_ids_come_from_the_infra(infra: Infra) -> None:
     assert [await start_run("echo", {}) for _ in range(3)] == [
         "run-000001",

@@ -19,6 +19,9 @@ from agents_run import (
     stream_run,
 )
 from agents_run.adapters.memory import InMemoryEventBus
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
 async def collect(events: AsyncIterator[RunEvent]) -> list[tuple[int, str]]:
@@ -51,6 +54,7 @@ async def test_from_seq_is_inclusive_and_past_the_end_yields_nothing(infra: Infr
     assert await collect(stream_run(run_id, from_seq=500)) == []
 
 
+@leaves_work_on_purpose
 @pytest.mark.parametrize("from_seq", [0, -3, "2", 1.5, True])
 async def test_a_bad_from_seq_raises_at_the_call(infra: Infra, from_seq: object) -> None:
     run_id = await start_run("echo", {})
@@ -80,6 +84,7 @@ async def test_a_stream_started_before_the_worker_gets_everything_live(infra: In
     ]
 
 
+@leaves_work_on_purpose
 async def test_a_seq_the_bus_skipped_is_read_from_the_store(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a b"})
     # poll_interval is long, so only the gap itself can make the stream re-read the store.
@@ -97,6 +102,7 @@ async def test_a_seq_the_bus_skipped_is_read_from_the_store(infra: Infra) -> Non
     ]
 
 
+@leaves_work_on_purpose
 async def test_events_the_bus_never_carried_are_found_by_polling_the_store(
     infra: Infra,
 ) -> None:
@@ -111,6 +117,7 @@ async def test_events_the_bus_never_carried_are_found_by_polling_the_store(
     ]
 
 
+@leaves_work_on_purpose
 async def test_a_stream_with_no_progress_raises_after_its_idle_timeout(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a"})
     with pytest.raises(StreamIdleTimeout, match=f"run '{run_id}': no event after seq 0"):

@@ -2,12 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from agents_run import InfraConfigError, InMemoryRunStore, get_infra, load_infra_from_config
+from agents_run import (
+    InfraConfigError,
+    InMemoryRunStore,
+    InvalidArgument,
+    get_infra,
+    load_infra_from_config,
+)
 from agents_run.adapters.bullmq_queue import BullMQQueue
 from agents_run.adapters.postgres_store import PostgresRunStore
 from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.adapters.sqlite_store import SqliteRunStore
-from agents_run.config import read_config
+from agents_run.config import config_env, isolated, read_config
 from agents_run.redaction import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
@@ -131,3 +137,29 @@ def test_redact_hides_passwords_given_as_query_parameters() -> None:
         "postgresql://db/prod?user=app&password=***"
     )
     assert redact("sqlite:///tmp/runs.db") == "sqlite:///tmp/runs.db"
+
+
+def test_isolated_puts_keys_and_tables_in_a_namespace_of_their_own() -> None:
+    config = read_config(
+        {
+            "AGENTS_RUN_BUS_URL": "redis://127.0.0.1:6379/0",
+            "AGENTS_RUN_QUEUE_URL": "redis://127.0.0.1:6379/0",
+            "AGENTS_RUN_STORE_URL": "postgresql://app:pw@db/prod?schema=live&sslmode=require",
+        }
+    )
+    mine = isolated(config, "t_gw1_0a1b")
+    assert mine.key_prefix == "t_gw1_0a1b"
+    assert mine.store_url == "postgresql://app:pw@db/prod?sslmode=require&schema=t_gw1_0a1b"
+    assert (mine.bus_url, mine.queue_url) == (config.bus_url, config.queue_url)
+    assert read_config(config_env(mine)) == mine
+
+
+def test_isolated_names_an_sqlite_file_after_the_namespace() -> None:
+    config = read_config({"AGENTS_RUN_STORE_URL": "sqlite:///var/lib/agents/runs.db"})
+    assert isolated(config, "t_1").store_url == "sqlite:///var/lib/agents/runs-t_1.db"
+
+
+@pytest.mark.parametrize("namespace", ["", "Upper", "1st", "has-dash", "x" * 57])
+def test_a_malformed_namespace_is_refused(namespace: str) -> None:
+    with pytest.raises(InvalidArgument, match="namespace"):
+        isolated(read_config({}), namespace)

@@ -302,6 +302,13 @@ class PostgresRunStore:
             for statement in self._statements.schema:
                 await connection.execute(statement)
 
+    async def drop_schema(self) -> None:
+        """Drop the schema and everything in it: for throwaway test namespaces, never production."""
+        async with self._connection() as connection:
+            await connection.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
+            )
+
     async def create_run(self, run: Run) -> None:
         run_input = ensure_json_object(run.input, "run input")
         try:

@@ -47,6 +47,22 @@ def open_redis(
     return client
 
 
+async def delete_keys(url: str, prefix: str, *, connect_timeout: float) -> int:
+    """Delete every key under ``prefix:`` (the bus's and BullMQ's keys all start so) with SCAN +
+    DEL, never FLUSHDB: the server may be shared. For throwaway test namespaces."""
+    client = open_redis(
+        url, connect_timeout=connect_timeout, decode_responses=False, client_name=f"{prefix}:admin"
+    )
+    deleted = 0
+    try:
+        async with reporting_unavailable(url, f"deleting the keys of {prefix}"):
+            async for key in client.scan_iter(match=f"{prefix}:*", count=500):
+                deleted += await client.delete(key)
+    finally:
+        await client.aclose()
+    return deleted
+
+
 def unavailable(url: str, doing: str, error: BaseException) -> InfraUnavailable:
     """The error for a Redis server that did not answer while ``doing`` something."""
     return InfraUnavailable(

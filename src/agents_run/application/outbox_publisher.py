@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agents_run.application.infra import get_infra
+from agents_run.ports import OutboxRow
 
 BATCH_SIZE = 500
 
@@ -32,8 +33,15 @@ async def _publish(run_id: str | None) -> int:
         ) as claim:
             if not claim.rows:
                 break  # the rest is claimed by another publisher
-            for row in claim.rows:
-                await infra.bus.publish(row.event)
-                await claim.mark_published([row])
-                published += 1
+            done: list[OutboxRow] = []
+            try:
+                for row in claim.rows:
+                    await infra.bus.publish(row.event)
+                    done.append(row)
+            finally:
+                # One mark per batch (10-30x faster than per row on SQL stores, see
+                # docs/benchmarks.md); where a publish failed, what went out is still marked.
+                if done:
+                    await claim.mark_published(done)
+            published += len(done)
     return published

@@ -1,4 +1,5 @@
-"""The long-running worker: several worker loops until told to drain, with backoff on errors."""
+"""The long-running processes: the worker's loops and the outbox publisher, until told to stop,
+retrying with backoff where the infrastructure fails."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import logging
 
 from agents_run.application.infra import get_infra
+from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
 from agents_run.errors import InvalidArgument
 
@@ -64,6 +66,31 @@ async def serve_worker(
         checker.cancel()  # also when a loop raised: the checker ends with the loops
         with contextlib.suppress(asyncio.CancelledError):
             await checker
+
+
+async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int:
+    """Publish the outbox until ``stop`` is set; return how many events were published.
+
+    Between passes that find nothing it sleeps in ``store.wait_for_outbox``, which the store
+    ends as soon as rows are appended (PostgreSQL NOTIFY, ...): no busy loop, and no pass is
+    more than ``idle_wait`` seconds late even where a wake-up was lost. Once ``stop`` is set
+    the batch in hand is finished and marked, then it returns.
+    """
+    store = get_infra().store
+    published = 0
+    backoff = idle_wait
+    while not stop.is_set():
+        try:
+            count = await publish_pending_outbox_events_once()
+            published += count
+            backoff = idle_wait
+            if count == 0:
+                await store.wait_for_outbox(idle_wait)
+        except Exception:
+            log.exception("publisher: publishing failed; retrying in %.1fs", backoff)
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
+    return published
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

@@ -6,12 +6,24 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from agents_run import Infra, InvalidArgument, register_agent, start_run
+from agents_run import (
+    Infra,
+    InvalidArgument,
+    RunEvent,
+    register_agent,
+    run_worker_once,
+    start_run,
+    stream_run,
+)
 from agents_run.application.agents import unregister_agent
-from agents_run.application.worker_process import serve_worker
+from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.domain.json_data import JsonObject
+from tests.leaks import leaves_work_on_purpose
+
+pytestmark = pytest.mark.deterministic
 
 
+@leaves_work_on_purpose  # the worker only appends; publishing is not its job
 async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) -> None:
     run_ids = [await start_run("echo", {"text": "a b"}) for _ in range(5)]
     draining, stop = asyncio.Event(), asyncio.Event()
@@ -30,6 +42,7 @@ async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) ->
         assert (await infra.store.get_run(run_id)).status == "finished"
 
 
+@leaves_work_on_purpose  # a queued run stays queued: that is what draining means
 async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     draining, stop = asyncio.Event(), asyncio.Event()
 
@@ -50,6 +63,7 @@ async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     assert (await infra.store.get_run(queued)).status == "queued"
 
 
+@leaves_work_on_purpose  # the worker only appends; publishing is not its job
 async def test_an_infrastructure_error_is_logged_and_retried(
     infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -104,3 +118,45 @@ async def test_the_worker_asks_the_queue_for_stalled_jobs(
         5,
     )
     assert checks == 2
+
+
+async def test_the_publisher_publishes_as_rows_arrive_until_stopped(infra: Infra) -> None:
+    stop = asyncio.Event()
+    publisher = asyncio.create_task(serve_publisher(stop=stop, idle_wait=3))
+    run_id = await start_run("echo", {"text": "a b"})
+
+    async def seqs() -> list[int]:
+        return [event.seq async for event in stream_run(run_id, poll_interval=30)]
+
+    stream = asyncio.create_task(seqs())  # poll_interval=30: only the bus can feed it in time
+    await asyncio.sleep(0)
+    await run_worker_once()  # the appends wake the publisher from its 3 s wait
+    assert await asyncio.wait_for(stream, 2) == [1, 2, 3, 4]
+    stop.set()
+    assert await asyncio.wait_for(publisher, 10) == 4
+
+
+async def test_the_publisher_retries_after_an_error(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    run_id = await start_run("echo", {"text": "a"})
+    await run_worker_once()
+    real_publish = infra.bus.publish
+    failures = 1
+
+    async def flaky_publish(event: RunEvent) -> None:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("redis restarting")
+        await real_publish(event)
+        if event.is_terminal:
+            stop.set()
+
+    monkeypatch.setattr(infra.bus, "publish", flaky_publish)
+    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+        published = await asyncio.wait_for(serve_publisher(stop=stop, idle_wait=0.01), 5)
+    assert published == 3
+    assert "publishing failed; retrying" in caplog.text
+    assert await infra.store.pending_outbox(run_id) == []
