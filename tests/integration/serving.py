@@ -1,0 +1,63 @@
+"""What the server tests share: their limits, a bounded wait, and ``serve`` run as a task."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from agents_run import Infra
+from agents_run.adapters.memory import InMemoryEventBus
+from agents_run.server import ServerLimits, serve
+from tests.integration.http_client import DEADLINE
+
+LIMITS = ServerLimits(
+    max_body_bytes=4096,
+    request_timeout=DEADLINE,
+    keepalive_interval=0.05,
+    poll_interval=0.05,
+    shutdown_timeout=DEADLINE,
+)
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> None:
+    async def poll() -> None:
+        while not await condition():  # noqa: ASYNC110 - what is polled offers no event
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), DEADLINE)
+    except TimeoutError:
+        pytest.fail(f"still not true after {DEADLINE}s: {what}")
+
+
+def open_subscriptions(infra: Infra) -> list[str]:
+    assert isinstance(infra.bus, InMemoryEventBus)
+    return infra.bus.open_subscriptions()
+
+
+async def serving_in_process(
+    stop: asyncio.Event, *, grace: float
+) -> tuple[asyncio.Task[int], int, list[str]]:
+    """``serve`` with its in-process worker, as a task; returns it, its port and what it said."""
+    said: list[str] = []
+    serving = asyncio.create_task(
+        serve(
+            "127.0.0.1",
+            0,
+            in_process_worker=True,
+            grace=grace,
+            say=said.append,
+            stop=stop,
+            stop_signals=(),
+            idle_poll=0.01,
+        )
+    )
+
+    async def listening() -> bool:
+        return bool(said)
+
+    await eventually(listening, "serve said where it listens")
+    return serving, int(re.findall(r"http://127\.0\.0\.1:(\d+)", said[0])[0]), said
