@@ -45,6 +45,11 @@ class EventBusPort(Protocol):
     async def aclose(self) -> None: ...
 
 
+# A job failed because the store or the queue failed is retried, so that a later worker ends
+# its run instead of leaving it running; a networked queue spaces the retries out.
+MAX_JOB_ATTEMPTS = 10
+
+
 @dataclass(frozen=True)
 class Job:
     """A queued request to execute one run. ``attempt`` counts takes of the same job."""
@@ -77,7 +82,10 @@ class QueuePort(Protocol):
 
     async def complete(self, job: Job) -> None: ...
 
-    async def fail(self, job: Job, error: str) -> None: ...
+    async def fail(self, job: Job, error: str) -> None:
+        """End this take of ``job`` as failed. The job is taken again later (``attempt`` + 1),
+        until it has failed ``MAX_JOB_ATTEMPTS`` times; meanwhile ``counts`` shows it waiting."""
+        ...
 
     async def counts(self) -> QueueCounts: ...
 
@@ -181,6 +189,7 @@ class Clock(Protocol):
 
 
 __all__ = [
+    "MAX_JOB_ATTEMPTS",
     "Clock",
     "EventBusPort",
     "IdGenerator",

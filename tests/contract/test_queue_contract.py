@@ -11,6 +11,7 @@ from agents_run.errors import InvalidArgument
 from agents_run.ports import Job, QueueCounts, QueuePort
 
 _ids = itertools.count(1)
+RETRY_DEADLINE = 10.0
 
 
 def run_id() -> str:
@@ -50,8 +51,21 @@ async def test_counts_follow_take_complete_and_fail(queue: QueuePort) -> None:
     assert second is not None
     assert second.run_id == broken
     await queue.fail(second, "RuntimeError: boom")
+    assert await queue.counts() == QueueCounts(waiting=1, active=0)  # until it is retried
+
+
+async def test_a_failed_job_is_taken_again_with_the_next_attempt(queue: QueuePort) -> None:
+    run = run_id()
+    await queue.enqueue(run)
+    first = await queue.take_next()
+    assert first is not None
+    await queue.fail(first, "InfraUnavailable: store down")
+    async with asyncio.timeout(RETRY_DEADLINE):  # a networked queue waits before the retry
+        while (retry := await queue.take_next()) is None:  # noqa: ASYNC110 - nothing to await
+            await asyncio.sleep(0.05)
+    assert (retry.run_id, retry.attempt) == (run, 2)
+    await queue.complete(retry)
     assert await queue.counts() == QueueCounts(waiting=0, active=0)
-    assert await queue.take_next() is None
 
 
 async def test_a_taken_job_is_not_handed_out_again(queue: QueuePort) -> None:

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.deterministic
 LOCK_MS = 300
 STALLED_INTERVAL_MS = 50
 RECOVERY_DEADLINE = 10.0
+RETRY_DELAY_MS = 50
 
 QueueFactory = Callable[..., BullMQQueue]
 
@@ -40,6 +41,7 @@ async def new_queue() -> AsyncIterator[QueueFactory]:
                 connect_timeout=2.0,
                 lock_duration_ms=lock_ms,
                 stalled_interval_ms=STALLED_INTERVAL_MS,
+                retry_delay_ms=RETRY_DELAY_MS,
             )
         )
         return made[-1]
@@ -158,7 +160,28 @@ async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFact
     inspector = Queue(queue.name, {"connection": await require_redis(), "prefix": queue.key_prefix})
     try:
         failed = await inspector.getJob("run-1")
-        assert await inspector.getJobState("run-1") == "failed"
+        assert await inspector.getJobState("run-1") == "delayed"  # to be retried
     finally:
         await inspector.close()
     assert (failed.failedReason, failed.stacktrace) == ("RuntimeError: store down", [])
+
+
+async def test_a_failed_job_is_retried_and_the_retry_ends_its_running_run(
+    new_queue: QueueFactory,
+) -> None:
+    infra = Infra(bus=InMemoryEventBus(), queue=new_queue(), store=InMemoryRunStore())
+    with use_infra(infra):
+        run_id = await start_run("echo", {"text": "a"})
+        job = await infra.queue.take_next()
+        assert job is not None
+        # The store answered RunStarted, then went away: the worker could only fail the job.
+        await infra.store.append_event(run_id, "RunStarted", {}, at=infra.clock.now())
+        await infra.queue.fail(job, "InfraUnavailable: PostgreSQL did not answer")
+
+        async with asyncio.timeout(RECOVERY_DEADLINE):
+            while not await run_worker_once():  # noqa: ASYNC110 - the retry is on a timer
+                await asyncio.sleep(RETRY_DELAY_MS / 1000)
+    events = await infra.store.read_events(run_id)
+    assert [(e.seq, e.type) for e in events] == [(1, "RunStarted"), (2, "RunFailed")]
+    assert events[-1].data["error_type"] == "WorkerLost"
+    assert await infra.queue.counts() == QueueCounts(waiting=0, active=0)

@@ -2,10 +2,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
-from agents_run import Infra, RunStatus, cancel_run, register_agent, run_worker_once, start_run
+from agents_run import (
+    Infra,
+    RunEvent,
+    RunStatus,
+    cancel_run,
+    register_agent,
+    run_worker_once,
+    start_run,
+)
 from agents_run.adapters.memory import InMemoryQueue
 from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
@@ -160,3 +169,56 @@ async def test_a_stopping_worker_ends_its_run_at_the_next_step(infra: Infra) -> 
         "message": "the worker was stopped after seq 3; start a new run to retry",
     }
     assert (await infra.queue.counts()).total == 0
+
+
+async def test_a_store_error_mid_run_ends_the_run_as_a_worker_error_and_raises(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await start_run("echo", {"text": "a b"})
+    real_append = infra.store.append_event
+    appends = 0
+
+    async def append_failing_once(*args: Any, **kwargs: Any) -> RunEvent:
+        nonlocal appends
+        appends += 1
+        if appends == 2:  # the first RunStep
+            raise ConnectionError("store connection lost")
+        return await real_append(*args, **kwargs)
+
+    monkeypatch.setattr(infra.store, "append_event", append_failing_once)
+    with pytest.raises(ConnectionError, match="store connection lost"):
+        await run_worker_once()
+    events = await infra.store.read_events(run_id)
+    assert [e.type for e in events] == ["RunStarted", "RunFailed"]
+    assert events[-1].data == {
+        "error_type": "WorkerError",
+        "message": "the worker failed: ConnectionError: store connection lost",
+    }
+    assert isinstance(infra.queue, InMemoryQueue)
+    assert [(job.run_id, error) for job, error in infra.queue.failed] == [
+        (run_id, "ConnectionError: store connection lost")
+    ]
+
+
+async def test_a_cancelled_worker_leaves_its_job_taken_for_stalled_recovery(infra: Infra) -> None:
+    started = asyncio.Event()
+
+    @register_agent("never-ends")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        started.set()
+        await asyncio.Event().wait()
+        yield {}
+
+    try:
+        await start_run("never-ends", {})
+        worker = asyncio.create_task(run_worker_once())
+        await asyncio.wait_for(started.wait(), 2)
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+    finally:
+        unregister_agent("never-ends")
+    counts = await infra.queue.counts()
+    assert (counts.waiting, counts.active) == (0, 1)
+    assert isinstance(infra.queue, InMemoryQueue)
+    assert [job.attempt for job in infra.queue.requeue_active()] == [2]

@@ -35,6 +35,8 @@ def test_run_event_rejects_an_unknown_type() -> None:
         ({"a": math.nan}, "no NaN"),
         ({"a": [b"x"]}, r"\['a'\]\[0\] is a bytes"),
         ({"when": object()}, "is a object"),
+        ({"text": "a\x00b"}, r"\['text'\] contains the NUL character"),
+        ({"a\x00": 1}, "a key of input contains the NUL character"),
     ],
 )
 def test_non_json_data_is_rejected_with_the_path_to_the_bad_value(

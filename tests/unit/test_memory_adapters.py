@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from agents_run import InMemoryEventBus, InMemoryQueue, RunEvent
 from agents_run.adapters.memory import ManualClock, SequentialIds
+from agents_run.ports import MAX_JOB_ATTEMPTS
 
 
 def test_sequential_ids_count_from_one() -> None:
@@ -45,3 +46,14 @@ async def test_requeue_active_puts_a_lost_workers_job_back_first_with_its_attemp
     again = await queue.take_next()
     assert again is not None
     assert (again.run_id, again.attempt) == ("run-1", 2)
+
+
+async def test_a_job_is_retried_at_once_until_it_failed_max_attempts_times() -> None:
+    queue = InMemoryQueue()
+    await queue.enqueue("run-1")
+    attempts = []
+    while (job := await queue.take_next()) is not None:
+        attempts.append(job.attempt)
+        await queue.fail(job, "store down")
+    assert attempts == list(range(1, MAX_JOB_ATTEMPTS + 1))
+    assert len(queue.failed) == MAX_JOB_ATTEMPTS

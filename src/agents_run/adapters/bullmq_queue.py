@@ -21,11 +21,12 @@ from bullmq import Queue, Worker
 
 from agents_run.adapters.redis_connection import open_redis, reporting_unavailable
 from agents_run.errors import InvalidArgument
-from agents_run.ports import Job, QueueCounts
+from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts
 
 log = logging.getLogger("agents_run.bullmq_queue")
 
 JOB_NAME = "run"
+DEFAULT_RETRY_DELAY_MS = 1000
 DEFAULT_LOCK_DURATION_MS = 30_000
 DEFAULT_STALLED_INTERVAL_MS = 30_000
 # Finished jobs are kept this long, so that enqueueing a finished run again does nothing.
@@ -48,6 +49,8 @@ class BullMQQueue:
     the locks of the jobs it holds at least every half of it, with BullMQ's lock manager).
     ``stalled_interval_ms``: how often ``recover_stalled`` actually checks, however often it is
     called, across all processes.
+    ``retry_delay_ms``: the first delay before a failed job is retried (then doubling, for
+    ``MAX_JOB_ATTEMPTS`` attempts in all).
     """
 
     def __init__(
@@ -58,10 +61,12 @@ class BullMQQueue:
         connect_timeout: float = 5.0,
         lock_duration_ms: int = DEFAULT_LOCK_DURATION_MS,
         stalled_interval_ms: int = DEFAULT_STALLED_INTERVAL_MS,
+        retry_delay_ms: int = DEFAULT_RETRY_DELAY_MS,
     ) -> None:
         self.url = url
         self.name = queue_name(key_prefix)
         self.key_prefix = key_prefix
+        self._retry_delay_ms = retry_delay_ms
         self._client = open_redis(
             url,
             connect_timeout=connect_timeout,
@@ -98,6 +103,9 @@ class BullMQQueue:
             "removeOnFail": {"age": KEEP_FAILED_SECONDS},
             # fail() records the error as text; BullMQ would store the adapter's own stack.
             "stackTraceLimit": 0,
+            # Retried after 1, 2, 4 ... s (about 17 minutes in all by default): see QueuePort.fail.
+            "attempts": MAX_JOB_ATTEMPTS,
+            "backoff": {"type": "exponential", "delay": self._retry_delay_ms},
         }
         async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
             await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
@@ -160,8 +168,10 @@ class BullMQQueue:
 
     async def counts(self) -> QueueCounts:
         async with reporting_unavailable(self.url, "counting jobs"):
-            counts = await self._queue.getJobCounts("waiting", "active")
-        return QueueCounts(waiting=int(counts["waiting"]), active=int(counts["active"]))
+            counts = await self._queue.getJobCounts("waiting", "delayed", "active")
+        # A delayed job is a failed one waiting for its retry: still work to do.
+        waiting = int(counts["waiting"]) + int(counts["delayed"])
+        return QueueCounts(waiting=waiting, active=int(counts["active"]))
 
     async def aclose(self) -> None:
         """Close the worker (stopping lock renewal: held jobs are left to the stalled checker),

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidArgument, RunNotFound, StaleRunState
-from agents_run.ports import Job, OutboxRow, QueueCounts
+from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
 
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -138,7 +138,10 @@ class InMemoryQueue:
         self.completed.append(self._finish(job))
 
     async def fail(self, job: Job, error: str) -> None:
-        self.failed.append((self._finish(job), error))
+        failed = self._finish(job)
+        self.failed.append((failed, error))
+        if failed.attempt < MAX_JOB_ATTEMPTS:
+            self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
 
     def _finish(self, job: Job) -> Job:
         try:

@@ -28,8 +28,10 @@ log = logging.getLogger("agents_run.worker")
 async def run_worker_once(*, stop: asyncio.Event | None = None) -> bool:
     """Take at most one queued job and run its agent to the end or to cancellation.
 
-    Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``; a
-    failing store or queue raises, after failing the job so that it is not lost silently.
+    Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``. A
+    failing store or queue raises, after recording ``RunFailed`` (``WorkerError``) where the
+    store still answers and failing the job (a networked queue retries it later, and the retry
+    ends a run that is still running).
     Where ``stop`` is set while the agent runs (a worker shutting down), the run ends at the next
     step boundary with ``RunFailed`` of type ``WorkerShutdown``, so it never stays running.
     """
@@ -39,11 +41,35 @@ async def run_worker_once(*, stop: asyncio.Event | None = None) -> bool:
         return False
     try:
         await _execute(infra, job, stop)
-    except BaseException as error:
+    except Exception as error:
+        await _record_worker_error(infra, job.run_id, error)
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
         raise
+    # On cancellation or interpreter exit the job stays taken: the queue's stalled-job recovery
+    # hands it to another worker, which ends the run WorkerLost.
     await infra.queue.complete(job)
     return True
+
+
+async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> None:
+    try:
+        await _append(
+            infra,
+            run_id,
+            RUN_FAILED,
+            {
+                "error_type": "WorkerError",
+                "message": f"the worker failed: {type(error).__name__}: {error}",
+            },
+        )
+    except Exception as also:
+        log.warning(
+            "run %s: could not record RunFailed after %s (%s); the job is failed and a retry "
+            "ends the run",
+            run_id,
+            type(error).__name__,
+            type(also).__name__,
+        )
 
 
 async def _execute(infra: Infra, job: Job, stop: asyncio.Event | None) -> None:

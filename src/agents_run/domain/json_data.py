@@ -23,7 +23,10 @@ def ensure_json_object(value: object, what: str) -> JsonObject:
 
 
 def _check(value: object, path: str) -> None:
-    if value is None or isinstance(value, (str, bool, int)):
+    if isinstance(value, str):
+        _check_text(value, path)
+        return
+    if value is None or isinstance(value, (bool, int)):
         return
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -37,9 +40,16 @@ def _check(value: object, path: str) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidArgument(f"{path} has key {key!r}: JSON object keys must be strings")
+            _check_text(key, f"a key of {path}")
             _check(item, f"{path}[{key!r}]")
         return
     raise InvalidArgument(
         f"{path} is a {type(value).__name__}: only dict, list, str, int, float, bool and None "
         "are JSON (convert it before passing it in)"
     )
+
+
+def _check_text(text: str, path: str) -> None:
+    # Every store must accept what one store accepts, and PostgreSQL's jsonb refuses NUL.
+    if "\x00" in text:
+        raise InvalidArgument(f"{path} contains the NUL character (\\u0000), which stores refuse")
