@@ -14,45 +14,33 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from agents_run.config import config_env, create_namespace, isolated, read_config, remove_namespace
 from tests.integration.http_client import open_event_stream, request
-from tests.services import delete_redis_keys, postgres_url, require_redis, unique_prefix
+from tests.services import postgres_url, redis_url
 
 DEADLINE = 20.0
 AGENTS_RUN = str(Path(sys.executable).with_name("agents-run"))
 
 
 @pytest.fixture
-async def shared_infra_env(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+async def shared_infra_env() -> AsyncIterator[dict[str, str]]:
     """The environment of processes that share a fresh Redis namespace and PostgreSQL schema."""
-    redis_url = await require_redis()
-    database_url = postgres_url()
-    prefix = unique_prefix("serve")
-    schema = f"test_serve_{uuid.uuid4().hex[:12]}"
-    separator = "&" if "?" in database_url else "?"
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
-    env |= {
-        "AGENTS_RUN_BUS_URL": redis_url,
-        "AGENTS_RUN_QUEUE_URL": redis_url,
-        "AGENTS_RUN_STORE_URL": f"{database_url}{separator}schema={schema}",
-        "AGENTS_RUN_KEY_PREFIX": prefix,
-    }
+    services = read_config(
+        {
+            "AGENTS_RUN_BUS_URL": redis_url(),
+            "AGENTS_RUN_QUEUE_URL": redis_url(),
+            "AGENTS_RUN_STORE_URL": postgres_url(),
+        }
+    )
+    config = isolated(services, f"t_serve_{uuid.uuid4().hex[:12]}")
+    await create_namespace(config)
     try:
-        init = await asyncio.create_subprocess_exec(
-            AGENTS_RUN, "db", "init", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        _, err = await asyncio.wait_for(init.communicate(), DEADLINE)
-        assert init.returncode == 0, err
-        yield env
+        env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
+        yield env | config_env(config)
     finally:
-        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as db:
-            await db.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema))
-            )
-        await delete_redis_keys(redis_url, prefix)
+        await remove_namespace(config)
 
 
 async def stop_gracefully(process: asyncio.subprocess.Process) -> int:
