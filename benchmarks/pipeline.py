@@ -2,32 +2,50 @@
 
     .venv/bin/python -m benchmarks.pipeline [--runs 200] [--words 20] [--infra NAME ...]
 
-Each infra is timed on the same work: start the runs, execute them with the worker, publish the
-outbox, then stream every run back from the store (backfill). Rates are per second and the last
-column is the ratio to the first infra, so results from one machine compare with each other.
+Each infra is timed on the same work, in one process: start the runs, execute them with the
+worker, publish the outbox, then stream every run back (backfill from the store). Rates are per
+second; the last column is the ratio of appended events per second to the first infra's.
+Networked infra runs in a throwaway namespace on AGENTS_RUN_TEST_REDIS_URL and
+AGENTS_RUN_TEST_POSTGRES_URL (defaults: the local servers), removed afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from agents_run import (
     Infra,
-    load_infra_from_config,
     publish_pending_outbox_events_once,
     run_worker_once,
     start_run,
     stream_run,
     use_infra,
 )
+from agents_run.config import build_infra, create_namespace, isolated, read_config, remove_namespace
 
-# name -> environment for load_infra_from_config; the production entries need running servers.
+REDIS = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+POSTGRES = (
+    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+)
+SQLITE = f"sqlite://{tempfile.gettempdir()}/agents-run-benchmark.db"
+
+# name -> the configuration, as an operator would write it.
 INFRAS: dict[str, Mapping[str, str]] = {
     "memory": {},
+    "sqlite store, memory bus and queue": {"AGENTS_RUN_STORE_URL": SQLITE},
+    "postgres store, memory bus and queue": {"AGENTS_RUN_STORE_URL": POSTGRES},
+    "postgres, redis bus, bullmq queue": {
+        "AGENTS_RUN_STORE_URL": POSTGRES,
+        "AGENTS_RUN_BUS_URL": REDIS,
+        "AGENTS_RUN_QUEUE_URL": REDIS,
+    },
 }
 
 
@@ -40,11 +58,9 @@ class Result:
     events_streamed_per_s: float
 
 
-async def _timed(work: Callable[[], object]) -> float:
+async def _timed(work: Callable[[], Awaitable[None]]) -> float:
     began = time.perf_counter()
-    result = work()
-    if asyncio.iscoroutine(result):
-        await result
+    await work()
     return time.perf_counter() - began
 
 
@@ -91,7 +107,7 @@ def report(results: list[Result]) -> str:
         ratio = r.events_appended_per_s / base.events_appended_per_s
         lines.append(
             f"| {r.infra} | {r.starts_per_s:,.0f} | {r.events_appended_per_s:,.0f} | "
-            f"{r.events_published_per_s:,.0f} | {r.events_streamed_per_s:,.0f} | {ratio:.2f}x |"
+            f"{r.events_published_per_s:,.0f} | {r.events_streamed_per_s:,.0f} | {ratio:.3g}x |"
         )
     return "\n".join(lines)
 
@@ -99,8 +115,12 @@ def report(results: list[Result]) -> str:
 async def main(names: list[str], runs: int, words: int) -> None:
     results = []
     for name in names:
-        infra = load_infra_from_config(INFRAS[name])
-        results.append(await measure(name, infra, runs, words))
+        config = isolated(read_config(INFRAS[name]), f"bench_{uuid.uuid4().hex[:12]}")
+        await create_namespace(config)
+        try:
+            results.append(await measure(name, build_infra(config), runs, words))
+        finally:
+            await remove_namespace(config)
     print(f"{runs} runs x {words + 2} events each\n")
     print(report(results))
 
