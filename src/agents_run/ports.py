@@ -154,6 +154,10 @@ class RunStorePort(Protocol):
         """Unpublished rows (of one run, or all) in outbox order, claimed or not."""
         ...
 
+    async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        """How many rows ``pending_outbox`` would return, without reading them."""
+        ...
+
     def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
     ) -> AbstractAsyncContextManager[OutboxClaim]:

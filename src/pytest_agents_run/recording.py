@@ -241,6 +241,10 @@ class RecordingRunStore(_TransparentProxy):
         rows: list[OutboxRow] = await self.__wrapped__.pending_outbox(run_id)
         return rows
 
+    async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        count: int = await self.__wrapped__.count_pending_outbox(run_id)
+        return count
+
     def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
     ) -> AbstractAsyncContextManager[OutboxClaim]:

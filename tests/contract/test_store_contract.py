@@ -159,6 +159,8 @@ async def test_outbox_lists_pending_rows_in_order_per_run_or_all(store: RunStore
     assert mine == [(first.id, 1), (second.id, 1), (first.id, 2)]
     assert [r.id for r in rows] == sorted(r.id for r in rows)
     assert [r.event.seq for r in await store.pending_outbox(first.id)] == [1, 2]
+    assert await store.count_pending_outbox(first.id) == 2
+    assert await store.count_pending_outbox() == len(rows)
 
 
 async def test_rows_marked_published_leave_the_outbox(store: RunStorePort) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -8,8 +9,10 @@ from agents_run import (
     DrainDidNotSettle,
     Infra,
     InvalidArgument,
+    cancel_run,
     register_agent,
     run_until_idle,
+    run_worker_once,
     start_run,
 )
 from agents_run.application.agents import unregister_agent
@@ -48,3 +51,49 @@ async def test_work_that_never_settles_raises_naming_what_is_left(infra: Infra) 
 async def test_max_steps_must_be_a_positive_int(infra: Infra, max_steps: object) -> None:
     with pytest.raises(InvalidArgument, match="max_steps"):
         await run_until_idle(max_steps)  # type: ignore[arg-type]
+
+
+@leaves_work_on_purpose  # the endless run's job is retried: that is the point
+async def test_an_agent_that_never_ends_raises_instead_of_hanging(infra: Infra) -> None:
+    @register_agent("endless")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        while True:
+            yield {"still": "going"}
+
+    try:
+        run_id = await start_run("endless", {})
+        with pytest.raises(
+            DrainDidNotSettle, match="agent 'endless' yielded more than max_steps=50"
+        ):
+            await run_until_idle(max_steps=50)
+    finally:
+        unregister_agent("endless")
+    run = await infra.store.get_run(run_id)
+    assert (run.status, run.last_seq) == ("failed", 52)  # RunStarted, 50 steps, RunFailed
+
+
+async def test_a_job_whose_worker_task_was_cancelled_is_run_again(infra: Infra) -> None:
+    started = asyncio.Event()
+
+    @register_agent("hangs-once")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        if not started.is_set():
+            started.set()
+            await asyncio.Event().wait()  # the first worker is cancelled here
+        yield {"step": 1}
+
+    try:
+        run_id = await start_run("hangs-once", {})
+        worker = asyncio.create_task(run_worker_once())
+        await asyncio.wait_for(started.wait(), 2)
+        worker.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        assert await cancel_run(run_id) is True  # only a flag: the run is running, no worker
+        await run_until_idle()
+    finally:
+        unregister_agent("hangs-once")
+    assert [e.type for e in await infra.store.read_events(run_id)] == [
+        "RunStarted",
+        "RunCancelled",  # what was asked for; without the request it would be WorkerLost
+    ]

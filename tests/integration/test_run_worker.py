@@ -210,7 +210,7 @@ async def test_a_cancelled_worker_leaves_its_job_taken_for_stalled_recovery(infr
         yield {}
 
     try:
-        await start_run("never-ends", {})
+        run_id = await start_run("never-ends", {})
         worker = asyncio.create_task(run_worker_once())
         await asyncio.wait_for(started.wait(), 2)
         worker.cancel()
@@ -220,5 +220,8 @@ async def test_a_cancelled_worker_leaves_its_job_taken_for_stalled_recovery(infr
         unregister_agent("never-ends")
     counts = await infra.queue.counts()
     assert (counts.waiting, counts.active) == (0, 1)
-    assert isinstance(infra.queue, InMemoryQueue)
-    assert [job.attempt for job in infra.queue.requeue_active()] == [2]
+    assert await infra.queue.recover_stalled() == [run_id]
+    retaken = await infra.queue.take_next()
+    assert retaken is not None
+    assert (retaken.run_id, retaken.attempt) == (run_id, 2)
+    await infra.queue.complete(retaken)

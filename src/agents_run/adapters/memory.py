@@ -112,11 +112,16 @@ class InMemoryEventBus:
 
 
 class InMemoryQueue:
-    """FIFO jobs, one per run; a taken job is active until completed or failed."""
+    """FIFO jobs, one per run; a taken job is active until completed or failed.
+
+    A job is held by the task that took it: once that task has ended without completing or
+    failing the job (it was cancelled mid-run), ``recover_stalled`` queues the job again.
+    """
 
     def __init__(self) -> None:
         self._waiting: deque[Job] = deque()
         self._active: dict[str, Job] = {}
+        self._takers: dict[str, asyncio.Task[object] | None] = {}
         self._known: set[str] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
@@ -132,6 +137,7 @@ class InMemoryQueue:
             return None
         job = self._waiting.popleft()
         self._active[job.run_id] = job
+        self._takers[job.run_id] = asyncio.current_task()
         return job
 
     async def complete(self, job: Job) -> None:
@@ -145,14 +151,21 @@ class InMemoryQueue:
 
     def _finish(self, job: Job) -> Job:
         try:
+            self._takers.pop(job.run_id, None)
             return self._active.pop(job.run_id)
         except KeyError:
             raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
 
     def requeue_active(self) -> list[Job]:
         """Put active jobs back at the front, as a stalled-job checker does for a lost worker."""
-        stalled = [replace(job, attempt=job.attempt + 1) for job in self._active.values()]
-        self._active.clear()
+        return self._requeue(list(self._active))
+
+    def _requeue(self, run_ids: list[str]) -> list[Job]:
+        stalled: list[Job] = []
+        for run_id in run_ids:
+            job = self._active.pop(run_id)
+            self._takers.pop(run_id, None)
+            stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
         return stalled
 
@@ -160,8 +173,11 @@ class InMemoryQueue:
         return QueueCounts(waiting=len(self._waiting), active=len(self._active))
 
     async def recover_stalled(self) -> list[str]:
-        # Jobs live in this process only: a worker that vanishes takes the queue with it.
-        return []
+        """Queue again the jobs whose taking task ended without completing or failing them."""
+        lost = [
+            run_id for run_id, taker in self._takers.items() if taker is not None and taker.done()
+        ]
+        return [job.run_id for job in self._requeue(lost)]
 
     async def aclose(self) -> None:
         return None
@@ -248,6 +264,9 @@ class InMemoryRunStore:
         return [
             row for row in self._outbox.values() if run_id is None or row.event.run_id == run_id
         ]
+
+    async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        return len(await self.pending_outbox(run_id))
 
     @asynccontextmanager
     async def claim_outbox(

@@ -137,6 +137,10 @@ class _Statements:
             " FROM {s}.outbox o JOIN {s}.events e USING (run_id, seq)"
             " WHERE o.published_at IS NULL"
         )
+        self.count_pending_all = q("SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")
+        self.count_pending_of_run = q(
+            "SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL AND run_id = %s"
+        )
         self.pending_all = q(pending + " ORDER BY o.id")
         self.pending_of_run = q(pending + " AND o.run_id = %s ORDER BY o.id")
         claim = " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
@@ -418,6 +422,15 @@ class PostgresRunStore:
             else:
                 cursor = await connection.execute(self._statements.pending_of_run, (run_id,))
             return _outbox_rows(await cursor.fetchall())
+
+    async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        async with self._connection() as connection:
+            if run_id is None:
+                cursor = await connection.execute(self._statements.count_pending_all)
+            else:
+                cursor = await connection.execute(self._statements.count_pending_of_run, (run_id,))
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
 
     @asynccontextmanager
     async def claim_outbox(

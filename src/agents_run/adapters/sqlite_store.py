@@ -316,6 +316,14 @@ class SqliteRunStore:
             )
         return _outbox_rows(rows)
 
+    async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        count = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        if run_id is None:
+            rows = await self._call(self._read, count)
+        else:
+            rows = await self._call(self._read, count + " AND run_id = ?", (run_id,))
+        return int(rows[0][0])
+
     @asynccontextmanager
     async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500

@@ -25,7 +25,7 @@ async def drain_outbox_for_run(run_id: str) -> int:
 async def _publish(run_id: str | None) -> int:
     infra = get_infra()
     # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
-    budget = len(await infra.store.pending_outbox(run_id))
+    budget = await infra.store.count_pending_outbox(run_id)
     published = 0
     while published < budget:
         async with infra.store.claim_outbox(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+from contextlib import suppress
 
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
@@ -19,13 +20,15 @@ from agents_run.domain.events import (
     RunStatus,
 )
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import StaleRunState
+from agents_run.errors import DrainDidNotSettle, StaleRunState
 from agents_run.ports import Job
 
 log = logging.getLogger("agents_run.worker")
 
 
-async def run_worker_once(*, stop: asyncio.Event | None = None) -> bool:
+async def run_worker_once(
+    *, stop: asyncio.Event | None = None, max_steps: int | None = None
+) -> bool:
     """Take at most one queued job and run its agent to the end or to cancellation.
 
     Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``. A
@@ -34,13 +37,16 @@ async def run_worker_once(*, stop: asyncio.Event | None = None) -> bool:
     ends a run that is still running).
     Where ``stop`` is set while the agent runs (a worker shutting down), the run ends at the next
     step boundary with ``RunFailed`` of type ``WorkerShutdown``, so it never stays running.
+    Where the agent yields more than ``max_steps`` steps, ``DrainDidNotSettle`` is raised (and
+    the run ends ``WorkerError``): ``run_until_idle`` uses it so that an endless agent cannot
+    keep it going.
     """
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:
         return False
     try:
-        await _execute(infra, job, stop)
+        await _execute(infra, job, stop, max_steps)
     except Exception as error:
         await _record_worker_error(infra, job.run_id, error)
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
@@ -72,13 +78,19 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
         )
 
 
-async def _execute(infra: Infra, job: Job, stop: asyncio.Event | None) -> None:
+async def _execute(
+    infra: Infra, job: Job, stop: asyncio.Event | None, max_steps: int | None
+) -> None:
     run = await infra.store.get_run(job.run_id)
     if run.status.is_terminal:
         return  # cancelled while queued, or finished by a worker whose job was retried
     if run.status is RunStatus.RUNNING:
         # A previous worker took this job and was lost mid-run; its steps are recorded but its
-        # agent's state is gone, so the honest end is a failure that says so.
+        # agent's state is gone, so the honest end is a failure that says so (or the
+        # cancellation that was asked for meanwhile).
+        if run.cancel_requested:
+            await _append(infra, job.run_id, RUN_CANCELLED, {})
+            return
         await _append(
             infra,
             job.run_id,
@@ -91,7 +103,9 @@ async def _execute(infra: Infra, job: Job, stop: asyncio.Event | None) -> None:
         )
         return
     if run.cancel_requested:
-        await _append(infra, job.run_id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
+        # cancel_run may have recorded RunCancelled between our read and this append.
+        with suppress(StaleRunState):
+            await _append(infra, job.run_id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
         return
     try:
         await _append(
@@ -100,12 +114,20 @@ async def _execute(infra: Infra, job: Job, stop: asyncio.Event | None) -> None:
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
     log.info("run %s started (agent %s)", run.id, run.agent)
-    terminal = await _run_agent(infra, job.run_id, run.agent, run.input, stop)
+    terminal = await _run_agent(
+        infra, job.run_id, run.agent, run.input, stop=stop, max_steps=max_steps
+    )
     log.info("run %s ended: %s", run.id, terminal)
 
 
 async def _run_agent(
-    infra: Infra, run_id: str, agent_name: str, input: JsonObject, stop: asyncio.Event | None
+    infra: Infra,
+    run_id: str,
+    agent_name: str,
+    input: JsonObject,
+    *,
+    stop: asyncio.Event | None,
+    max_steps: int | None,
 ) -> str:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
@@ -116,8 +138,15 @@ async def _run_agent(
     except Exception as error:
         await _append(infra, run_id, RUN_FAILED, _error_data(error))
         return RUN_FAILED
+    steps_taken = 0
     try:
         while True:
+            if max_steps is not None and steps_taken >= max_steps:
+                raise DrainDidNotSettle(
+                    f"run {run_id!r}: agent {agent_name!r} yielded more than max_steps="
+                    f"{max_steps} steps; an agent that never ends, or raise max_steps"
+                )
+            steps_taken += 1
             try:
                 step = await anext(steps)
                 data = ensure_json_object(step, f"step data yielded by agent {agent_name!r}")
