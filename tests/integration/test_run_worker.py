@@ -17,6 +17,7 @@ from agents_run import (
 )
 from agents_run.adapters.memory import InMemoryQueue
 from agents_run.application.agents import unregister_agent
+from agents_run.domain.events import Run
 from agents_run.domain.json_data import JsonObject
 from tests.leaks import leaves_work_on_purpose
 
@@ -225,3 +226,24 @@ async def test_a_cancelled_worker_leaves_its_job_taken_for_stalled_recovery(infr
     assert retaken is not None
     assert (retaken.run_id, retaken.attempt) == (run_id, 2)
     await infra.queue.complete(retaken)
+
+
+async def test_a_cancel_landing_between_the_workers_read_and_write_is_not_an_error(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    await infra.store.request_cancel(run_id, at=infra.clock.now())  # cancel_run, first half
+    real_get_run = infra.store.get_run
+
+    async def read_then_let_cancel_run_finish(wanted: str) -> Run:
+        run = await real_get_run(wanted)
+        await infra.store.append_event(  # cancel_run, second half, while the worker decides
+            wanted, "RunCancelled", {}, at=infra.clock.now(), expected_status=RunStatus.QUEUED
+        )
+        monkeypatch.setattr(infra.store, "get_run", real_get_run)
+        return run
+
+    monkeypatch.setattr(infra.store, "get_run", read_then_let_cancel_run_finish)
+    assert await run_worker_once() is True
+    assert await types_of(infra, run_id) == ["RunCancelled"]
+    assert (await infra.queue.counts()).total == 0
