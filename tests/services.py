@@ -19,6 +19,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
+from agents_run.adapters.redis_connection import delete_keys
 from agents_run.redaction import redact
 
 REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
@@ -108,15 +109,8 @@ def _redis_client(url: str) -> Redis:
 
 
 async def delete_redis_keys(url: str, prefix: str) -> int:
-    """Delete every key under ``prefix`` (SCAN + DEL, never FLUSHDB: others share the server)."""
-    client = _redis_client(url)
-    deleted = 0
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=500):
-            deleted += await client.delete(key)
-    finally:
-        await client.aclose()
-    return deleted
+    """Delete the keys of a test namespace (the library's own clean-up, as services mode uses)."""
+    return await delete_keys(url, prefix, connect_timeout=PROBE_TIMEOUT)
 
 
 async def kill_redis_connections(url: str, client_name: str, *, pubsub: bool) -> int:

@@ -34,7 +34,6 @@ MEMORY_URL = "memory://"
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 DEFAULT_KEY_PREFIX = "agents-run"
-DEFAULT_SCHEMA = "agents_run"
 _KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -99,13 +98,25 @@ def _read_timeout(env: Mapping[str, str]) -> float:
 
 
 def _check_url(name: str, url: str) -> str:
-    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if "://" not in url:
+        # Not a URL, so no password can be found in it to redact: the value is not repeated.
+        raise InfraConfigError(
+            f"{name} is malformed (its value is not shown: it may hold a password): accepted "
+            f"forms are {_FORMS[name]}"
+        )
+    scheme = url.split("://", 1)[0].lower()
     if scheme not in _ACCEPTED[name]:
         raise InfraConfigError(
             f"{name}={redact(url)!r} is malformed: accepted forms are {_FORMS[name]}"
         )
     if scheme == "memory" and url.lower() != MEMORY_URL:
         raise InfraConfigError(f"{name}={redact(url)!r} is malformed: write exactly {MEMORY_URL}")
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise InfraConfigError(
+            f"{name}={redact(url)!r} is malformed: the port must be a number from 0 to 65535"
+        ) from None
     return url
 
 
@@ -172,10 +183,15 @@ def _is_postgres(url: str) -> bool:
 
 
 def _postgres_store(config: InfraConfig) -> PostgresRunStore:
-    from agents_run.adapters.postgres_store import PostgresRunStore  # noqa: PLC0415
+    from agents_run.adapters.postgres_store import (  # noqa: PLC0415
+        DEFAULT_SCHEMA,
+        PostgresRunStore,
+    )
 
     conninfo, schema = _split_postgres_schema(config.store_url)
-    return PostgresRunStore(conninfo, schema=schema, connect_timeout=config.connect_timeout)
+    return PostgresRunStore(
+        conninfo, schema=schema or DEFAULT_SCHEMA, connect_timeout=config.connect_timeout
+    )
 
 
 def _sqlite_path(url: str) -> str:
@@ -186,13 +202,13 @@ def _sqlite_path(url: str) -> str:
     return path
 
 
-def _split_postgres_schema(url: str) -> tuple[str, str]:
+def _split_postgres_schema(url: str) -> tuple[str, str | None]:
     """The URL without its ``schema`` query parameter (ours, not libpq's), and the schema."""
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for key, value in query if key == "schema"]
     rest = urlencode([(key, value) for key, value in query if key != "schema"])
-    return urlunsplit(parts._replace(query=rest)), (schemas[-1] if schemas else DEFAULT_SCHEMA)
+    return urlunsplit(parts._replace(query=rest)), (schemas[-1] if schemas else None)
 
 
 def config_env(config: InfraConfig) -> dict[str, str]:

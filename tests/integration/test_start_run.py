@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from agents_run import Infra, InvalidArgument, RunStatus, UnknownAgent, start_run
+from agents_run import (
+    Infra,
+    InfraUnavailable,
+    InvalidArgument,
+    RunStatus,
+    UnknownAgent,
+    publish_pending_outbox_events_once,
+    start_run,
+)
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -46,3 +54,18 @@ async def test_bad_arguments_persist_and_enqueue_nothing(
     assert await infra.store.pending_outbox() == []
     assert (await infra.queue.counts()).total == 0
     assert await infra.queue.take_next() is None
+
+
+async def test_a_queue_failure_ends_the_persisted_run_and_raises(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def redis_down(run_id: str) -> None:
+        raise InfraUnavailable("Redis at redis://queue:6379 did not answer")
+
+    monkeypatch.setattr(infra.queue, "enqueue", redis_down)
+    with pytest.raises(InfraUnavailable, match="did not answer"):
+        await start_run("echo", {"text": "a"})
+    (run_id,) = [row.event.run_id for row in await infra.store.pending_outbox()]
+    events = await infra.store.read_events(run_id)
+    assert [(e.type, e.data["error_type"]) for e in events] == [("RunFailed", "EnqueueFailed")]
+    assert await publish_pending_outbox_events_once() == 1  # streams learn that it ended

@@ -48,6 +48,21 @@ def test_a_malformed_url_names_the_variable_and_the_accepted_forms(
     assert accepted in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "value", ["redis:/:hunter2@host", "postgresql//app:hunter2@db/test", "hunter2"]
+)
+def test_a_value_that_is_no_url_is_not_repeated(value: str) -> None:
+    with pytest.raises(InfraConfigError, match="value is not shown") as raised:
+        read_config({"AGENTS_RUN_BUS_URL": value})
+    assert "hunter2" not in str(raised.value)
+
+
+def test_a_port_that_is_no_number_is_a_config_error() -> None:
+    with pytest.raises(InfraConfigError, match="the port must be a number") as raised:
+        read_config({"AGENTS_RUN_QUEUE_URL": "redis://:pw@host:notaport"})
+    assert ":pw@" not in str(raised.value)
+
+
 def test_passwords_never_appear_in_errors() -> None:
     with pytest.raises(InfraConfigError) as raised:
         read_config({"AGENTS_RUN_STORE_URL": "mysql://admin:s3cret@db/test"})

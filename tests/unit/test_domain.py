@@ -37,6 +37,7 @@ def test_run_event_rejects_an_unknown_type() -> None:
         ({"when": object()}, "is a object"),
         ({"text": "a\x00b"}, r"\['text'\] contains the NUL character"),
         ({"a\x00": 1}, "a key of input contains the NUL character"),
+        ({"text": "\ud800"}, "is not valid Unicode text"),
     ],
 )
 def test_non_json_data_is_rejected_with_the_path_to_the_bad_value(
@@ -70,3 +71,11 @@ def test_nothing_follows_a_terminal_event(terminal: RunStatus, event_type: str) 
 def test_a_step_cannot_come_before_the_run_started() -> None:
     with pytest.raises(InvalidTransition):
         status_after(RunStatus.QUEUED, "RunStep")
+
+
+def test_data_nested_beyond_the_interpreters_limits_is_refused() -> None:
+    deep: dict[str, object] = {}
+    for _ in range(100_000):
+        deep = {"a": deep}
+    with pytest.raises(InvalidArgument, match="nested too deeply"):
+        ensure_json_object(deep, "input")

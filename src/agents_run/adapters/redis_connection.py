@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
@@ -13,7 +12,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from agents_run.errors import InfraUnavailable
-from agents_run.redaction import redact
+from agents_run.redaction import redact, scrub, secrets_of
 
 # What a lost or unreachable server raises: redis-py's own errors, and the builtin ones that
 # asyncio and the socket layer raise before redis-py wraps them.
@@ -65,9 +64,10 @@ async def delete_keys(url: str, prefix: str, *, connect_timeout: float) -> int:
 
 def unavailable(url: str, doing: str, error: BaseException) -> InfraUnavailable:
     """The error for a Redis server that did not answer while ``doing`` something."""
+    detail = scrub(str(error), secrets_of(url))
     return InfraUnavailable(
         f"Redis at {redact(url)} did not answer while {doing} ({type(error).__name__}: "
-        f"{_redacted_detail(url, error)}); check that the server runs and that the URL is right, "
+        f"{detail}); check that the server runs and that the URL is right, "
         "or raise AGENTS_RUN_CONNECT_TIMEOUT for a slow network"
     )
 
@@ -79,9 +79,3 @@ async def reporting_unavailable(url: str, doing: str) -> AsyncIterator[None]:
         yield
     except CONNECTION_ERRORS as error:
         raise unavailable(url, doing, error) from error
-
-
-def _redacted_detail(url: str, error: BaseException) -> str:
-    detail = str(error)
-    password = urlsplit(url).password
-    return detail.replace(password, "***") if password else detail

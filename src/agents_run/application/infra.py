@@ -34,10 +34,16 @@ class Infra:
         return cls(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
 
     async def aclose(self) -> None:
-        """Close the adapters' connections (a no-op for in-memory ones)."""
-        await self.bus.aclose()
-        await self.queue.aclose()
-        await self.store.aclose()
+        """Close the adapters' connections (a no-op for in-memory ones): all three, even where
+        one fails to close; the first failure is raised afterwards."""
+        failures: list[Exception] = []
+        for part in (self.bus, self.queue, self.store):
+            try:
+                await part.aclose()
+            except Exception as error:
+                failures.append(error)
+        if failures:
+            raise failures[0]
 
 
 _current: ContextVar[Infra] = ContextVar("agents_run_infra")

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+from contextlib import suppress
+
 from agents_run.application.agents import check_agent_name, get_agent
 from agents_run.application.infra import get_infra
-from agents_run.domain.events import Run, RunStatus
+from agents_run.domain.events import RUN_FAILED, Run, RunStatus
 from agents_run.domain.json_data import ensure_json_object
 
 
 async def start_run(agent: str, input: dict[str, object]) -> str:
     """Check the agent and input, persist the run, enqueue its job; return the run id.
 
-    Nothing is persisted or enqueued where the agent is unknown or the input is not JSON.
+    Nothing is persisted or enqueued where the agent is unknown or the input is not JSON. Where
+    the queue fails after the run was persisted, the run ends ``RunFailed`` (``EnqueueFailed``)
+    and the error is raised.
     """
     check_agent_name(agent)
     get_agent(agent)
@@ -25,5 +29,16 @@ async def start_run(agent: str, input: dict[str, object]) -> str:
         updated_at=now,
     )
     await infra.store.create_run(run)
-    await infra.queue.enqueue(run.id)
+    try:
+        await infra.queue.enqueue(run.id)
+    except Exception as error:
+        # The caller gets the error; the run must not wait for a job that does not exist.
+        with suppress(Exception):
+            await infra.store.append_event(
+                run.id,
+                RUN_FAILED,
+                {"error_type": "EnqueueFailed", "message": f"{type(error).__name__}: {error}"},
+                at=infra.clock.now(),
+            )
+        raise
     return run.id

@@ -18,7 +18,10 @@ def ensure_json_object(value: object, what: str) -> JsonObject:
     """
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
-    _check(value, what)
+    try:
+        _check(value, what)
+    except RecursionError:
+        raise InvalidArgument(f"{what} is nested too deeply to be stored as JSON") from None
     return value
 
 
@@ -53,3 +56,7 @@ def _check_text(text: str, path: str) -> None:
     # Every store must accept what one store accepts, and PostgreSQL's jsonb refuses NUL.
     if "\x00" in text:
         raise InvalidArgument(f"{path} contains the NUL character (\\u0000), which stores refuse")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidArgument(f"{path} is not valid Unicode text (a lone surrogate)") from None
