@@ -20,6 +20,7 @@ import redis
 from redis.asyncio import Redis
 
 from agents_run.adapters.redis_connection import delete_keys
+from agents_run.config import InfraConfig, config_env
 from agents_run.redaction import redact
 
 REQUIRE_SERVICES = "AGENTS_RUN_REQUIRE_SERVICES"
@@ -126,3 +127,10 @@ async def kill_redis_connections(url: str, client_name: str, *, pubsub: bool) ->
     finally:
         await client.aclose()
     return killed
+
+
+def process_env(config: InfraConfig) -> dict[str, str]:
+    """This process's environment with ``config`` in place of any AGENTS_RUN_* variable, for
+    starting ``agents-run`` processes on it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
+    return env | config_env(config)

@@ -4,11 +4,9 @@ executed there, and streamed back here complete, in order and without gaps."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 
@@ -16,16 +14,8 @@ import pytest
 
 import tests.e2e.slow_agents  # noqa: F401 - registers slow-echo here too, for start_run's check
 from agents_run import RunEvent, start_run, stream_run, use_infra
-from agents_run.config import (
-    InfraConfig,
-    build_infra,
-    config_env,
-    create_namespace,
-    isolated,
-    read_config,
-    remove_namespace,
-)
-from tests.services import postgres_url, redis_url
+from agents_run.config import InfraConfig, build_infra
+from tests.services import process_env
 
 pytestmark = pytest.mark.deterministic
 
@@ -33,30 +23,12 @@ DEADLINE = 60.0
 WORDS = "one two three four five six seven eight"
 
 
-@pytest.fixture
-async def services_config() -> AsyncIterator[InfraConfig]:
-    services = read_config(
-        {
-            "AGENTS_RUN_BUS_URL": redis_url(),
-            "AGENTS_RUN_QUEUE_URL": redis_url(),
-            "AGENTS_RUN_STORE_URL": postgres_url(),
-        }
-    )
-    config = isolated(services, f"t_e2e_{uuid.uuid4().hex[:12]}")
-    await create_namespace(config)
-    try:
-        yield config
-    finally:
-        await remove_namespace(config)
-
-
 @contextmanager
 def agents_run_process(config: InfraConfig, *args: str) -> Iterator[subprocess.Popen[str]]:
     """``agents-run ARGS`` on ``config``; stopped with SIGTERM afterwards, which it must obey."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
     process = subprocess.Popen(
         [sys.executable, "-m", "agents_run.cli", *args],
-        env={**env, **config_env(config)},
+        env=process_env(config),
         stderr=subprocess.PIPE,
         text=True,
     )

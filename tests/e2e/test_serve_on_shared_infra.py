@@ -5,42 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import signal
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from agents_run.config import config_env, create_namespace, isolated, read_config, remove_namespace
+from agents_run.config import InfraConfig
 from tests.integration.http_client import open_event_stream, request
-from tests.services import postgres_url, redis_url
+from tests.services import process_env
 
 DEADLINE = 20.0
 AGENTS_RUN = str(Path(sys.executable).with_name("agents-run"))
 
 
 @pytest.fixture
-async def shared_infra_env() -> AsyncIterator[dict[str, str]]:
+def shared_infra_env(services_config: InfraConfig) -> dict[str, str]:
     """The environment of processes that share a fresh Redis namespace and PostgreSQL schema."""
-    services = read_config(
-        {
-            "AGENTS_RUN_BUS_URL": redis_url(),
-            "AGENTS_RUN_QUEUE_URL": redis_url(),
-            "AGENTS_RUN_STORE_URL": postgres_url(),
-        }
-    )
-    config = isolated(services, f"t_serve_{uuid.uuid4().hex[:12]}")
-    await create_namespace(config)
-    try:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
-        yield env | config_env(config)
-    finally:
-        await remove_namespace(config)
+    return process_env(services_config)
 
 
 async def stop_gracefully(process: asyncio.subprocess.Process) -> int:
