@@ -21,6 +21,7 @@ def published(infra: Infra) -> list[tuple[str, int]]:
     return [(e.run_id, e.seq) for e in infra.bus.published]
 
 
+@pytest.mark.agents_run_memory_only  # reads InMemoryEventBus.published
 async def test_the_publisher_publishes_every_pending_row_once_in_order(infra: Infra) -> None:
     first = await start_run("echo", {"text": "a"})
     second = await start_run("echo", {"text": "b"})
@@ -32,6 +33,7 @@ async def test_the_publisher_publishes_every_pending_row_once_in_order(infra: In
     assert await infra.store.pending_outbox() == []
 
 
+@pytest.mark.agents_run_memory_only  # reads InMemoryEventBus.published
 @leaves_work_on_purpose
 async def test_draining_one_run_leaves_the_others_pending(infra: Infra) -> None:
     first = await start_run("echo", {"text": "a"})
@@ -48,6 +50,7 @@ async def test_draining_an_unknown_run_raises(infra: Infra) -> None:
         await drain_outbox_for_run("run-404")
 
 
+@pytest.mark.agents_run_memory_only  # reads InMemoryEventBus.published
 async def test_a_failed_publish_keeps_the_row_for_the_next_pass(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
