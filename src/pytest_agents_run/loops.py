@@ -46,8 +46,8 @@ class LoopBoundCleanup(Generic[T]):
         loop = asyncio.get_running_loop()
         if loop is self._loop or self._cleaning:
             return
-        # First use, or the test moved to another loop: the cleanup now belongs to this one.
-        self._discard_finaliser()
+        # First use, or the test moved to another loop: the cleanup now belongs to this one
+        # (an earlier finaliser, its token stale, does nothing when its loop closes it).
         self._loop = loop
         self._token = token = object()
         self._done = False
@@ -93,24 +93,10 @@ class LoopBoundCleanup(Generic[T]):
         loop_waits = loop is not None and not loop.is_closed() and not loop.is_running()
         if not self._done and finaliser is not None and loop is not None and loop_waits:
             loop.run_until_complete(finaliser.aclose())
-        self._discard_finaliser()
+        self._finaliser = self._token = None
         if not self._done:
             with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
                 runner.run(self._run_cleanup())
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]  # set by a cleanup that returned
-
-    def _discard_finaliser(self) -> None:
-        finaliser, self._finaliser, self._token = self._finaliser, None, None
-        if finaliser is None:
-            return
-        # Its loop is gone or done with it: close it here (with the token reset its ``finally``
-        # awaits nothing), so that garbage collection never asks a closed loop to close it.
-        closing = finaliser.aclose()
-        try:
-            closing.send(None)
-        except StopIteration:
-            pass
-        else:  # pragma: no cover - the finally awaited after all
-            closing.close()

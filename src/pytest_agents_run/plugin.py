@@ -251,10 +251,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     """Fresh infra for this test: what ``get_infra()`` returns until the test ends.
 
-    Made by the ``pytest_agents_run_make_infra`` hook (in-memory by default), with its ports
-    recorded for the determinism check. After the test: a passing test that left work behind gets
-    an ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed,
-    and ``reset_infra()`` runs, also where the test or its setup failed.
+    Made by the ``pytest_agents_run_make_infra`` hook (in-memory by default; real servers in a
+    fresh namespace under ``--agents-run-services``), with its ports recorded for the
+    determinism check. After the test: a passing test that left work behind gets an
+    ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed (on
+    the loop the test used it on), and ``reset_infra()`` runs, also where the test or its setup
+    failed.
     """
     item = request.node
     made = item.ihook.pytest_agents_run_make_infra(request=request)
