@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint install clean
+.PHONY: demo test test-services lint install clean
 
 # The stamp is rebuilt only when pyproject.toml changes, so installs happen when needed and only then.
 $(BIN)/.installed: pyproject.toml
@@ -22,8 +22,23 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The servers of the services-mode pass (the same variables as tests/services.py).
+TEST_REDIS_URL := $(or $(AGENTS_RUN_TEST_REDIS_URL),redis://127.0.0.1:6379/0)
+TEST_POSTGRES_URL := $(or $(AGENTS_RUN_TEST_POSTGRES_URL),postgresql://postgres@127.0.0.1:5432/test)
+
 test: lint
 	$(BIN)/pytest -n 2 --repeat-deterministic=3
+	$(MAKE) --no-print-directory test-services
+
+# The integration and end-to-end suites again in services mode: every test on the real servers,
+# in a namespace of its own. Skipped with the reason where they do not answer; a failure where
+# AGENTS_RUN_REQUIRE_SERVICES=1.
+test-services: install
+	@$(BIN)/python -m tests.services; status=$$?; \
+	if [ $$status -eq 2 ]; then exit 0; elif [ $$status -ne 0 ]; then exit $$status; fi; \
+	set -x; AGENTS_RUN_BUS_URL='$(TEST_REDIS_URL)' AGENTS_RUN_QUEUE_URL='$(TEST_REDIS_URL)' \
+	AGENTS_RUN_STORE_URL='$(TEST_POSTGRES_URL)' \
+	$(BIN)/pytest --agents-run-services -n 2 --repeat-deterministic=3 tests/integration tests/e2e
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

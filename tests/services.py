@@ -134,3 +134,27 @@ def process_env(config: InfraConfig) -> dict[str, str]:
     starting ``agents-run`` processes on it."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
     return env | config_env(config)
+def main() -> int:
+    """``python -m tests.services``: 0 where the test Redis and PostgreSQL answer; otherwise say
+    why and return 2 (skip), or 1 where ``AGENTS_RUN_REQUIRE_SERVICES=1`` (fail)."""
+    redis_at = os.environ.get(TEST_REDIS_URL, "") or DEFAULT_TEST_REDIS_URL
+    postgres_at = os.environ.get(TEST_POSTGRES_URL, "") or DEFAULT_TEST_POSTGRES_URL
+    reasons = [
+        reason
+        for reason in (
+            _unreachable_reason("Redis", redis_at, redis_probe),
+            _unreachable_reason("PostgreSQL", postgres_at, postgres_probe),
+        )
+        if reason is not None
+    ]
+    if not reasons:
+        return 0
+    if services_required():
+        print(f"services mode: {'; '.join(reasons)}, and {REQUIRE_SERVICES}=1 requires them")
+        return 1
+    print(f"services mode SKIPPED: {'; '.join(reasons)}; set {REQUIRE_SERVICES}=1 to fail instead")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -20,9 +20,10 @@ def pytest_agents_run_make_infra(request: pytest.FixtureRequest) -> Infra | None
     """Make the fresh ``Infra`` for one test (the ``infra`` fixture's ``request``).
 
     The first implementation that returns an ``Infra`` wins; the plugin's own, tried last,
-    returns ``Infra.in_memory()``. The plugin closes what it gets (``Infra.aclose``) after the
-    test; anything else to clean up (a schema, a key prefix) goes in ``request.addfinalizer``,
-    which runs after that.
+    returns ``Infra.in_memory()``, or under ``--agents-run-services`` real infra in a fresh
+    namespace (removed by a finalizer of its own). The plugin closes what it gets
+    (``Infra.aclose``) after the test; anything else to clean up (a schema, a key prefix) goes
+    in ``request.addfinalizer``, which runs after that.
     """
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
 import re
+import uuid
 import warnings
 from collections.abc import Coroutine, Generator, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,18 @@ from typing import Any
 import pytest
 
 from agents_run import Infra, reset_infra, set_infra
+from agents_run.config import (
+    BUS_URL,
+    QUEUE_URL,
+    STORE_URL,
+    InfraConfig,
+    build_infra,
+    create_namespace,
+    isolated,
+    read_config,
+    remove_namespace,
+)
+from agents_run.errors import InfraConfigError
 from pytest_agents_run import hookspecs
 from pytest_agents_run.determinism import (
     RECORD_PROPERTY,
@@ -25,9 +39,12 @@ from pytest_agents_run.determinism import (
     repeat_position,
 )
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
+from pytest_agents_run.loops import LoopBoundCleanup
 from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
 
 MARKER = "deterministic"
+MEMORY_ONLY_MARKER = "agents_run_memory_only"
+NAMESPACE_PROPERTY = "agents_run_namespace"
 # Closing the infra asks its adapters; a networked one that does not answer must not hang pytest.
 TEARDOWN_TIMEOUT = 30.0
 
@@ -36,6 +53,7 @@ TEARDOWN_TIMEOUT = 30.0
 class Settings:
     repeats: int
     strict_leaks: bool
+    services: InfraConfig | None  # services mode: real infra as configured; None: in memory
 
 
 _settings_key = pytest.StashKey[Settings]()
@@ -65,6 +83,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fail a passing test that leaves work in its infra (jobs, unpublished outbox rows, "
         "open subscriptions) instead of warning with InfraLeakWarning.",
+    )
+    group.addoption(
+        "--agents-run-services",
+        dest="agents_run_services",
+        action="store_true",
+        default=None,
+        help=f"give each test real infra as {BUS_URL}, {QUEUE_URL} and {STORE_URL} configure it, "
+        "in a fresh namespace (Redis key prefix, PostgreSQL schema, SQLite file) removed after "
+        f"the test; tests marked {MEMORY_ONLY_MARKER} are skipped.",
+    )
+    parser.addini(
+        "agents_run_services",
+        "agents-run: services mode (see --agents-run-services).",
+        type="bool",
+        default=False,
     )
     parser.addini(
         "repeat_deterministic",
@@ -101,12 +134,20 @@ def pytest_configure(config: pytest.Config) -> None:
         "--repeat-deterministic=N it runs N times, each with fresh infra, and fails where the "
         "repeats differ in outcome or in what they did through the infra. Takes no arguments.",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{MEMORY_ONLY_MARKER}: this test looks inside the in-memory adapters (agents-run): "
+        "skipped in services mode (--agents-run-services).",
+    )
     strict_option = config.getoption("agents_run_strict_leaks")
+    services_option = config.getoption("agents_run_services")
+    services = config.getini("agents_run_services") if services_option is None else services_option
     settings = Settings(
         repeats=_repeat_count(config),
         strict_leaks=bool(
             config.getini("agents_run_strict_leaks") if strict_option is None else strict_option
         ),
+        services=_services_config() if services else None,
     )
     if settings.repeats > 1 and not config.pluginmanager.has_plugin("repeat"):
         raise pytest.UsageError(
@@ -118,9 +159,50 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(DeterminismChecker(), "agents-run-determinism")
 
 
-@pytest.hookimpl(trylast=True)
+def _services_config() -> InfraConfig:
+    try:
+        config = read_config(os.environ)
+    except InfraConfigError as error:
+        raise pytest.UsageError(f"agents-run services mode: {error}") from None
+    if config.is_all_memory:
+        raise pytest.UsageError(
+            f"agents-run services mode needs real services, but {BUS_URL}, {QUEUE_URL} and "
+            f"{STORE_URL} are all unset or memory://; set them, e.g. "
+            f"{BUS_URL}=redis://127.0.0.1:6379/0 {QUEUE_URL}=redis://127.0.0.1:6379/0 "
+            f"{STORE_URL}=postgresql://postgres@127.0.0.1:5432/test"
+        )
+    return config
+
+
+def _services_infra(request: pytest.FixtureRequest, services: InfraConfig) -> Infra:
+    """Services mode: the test's infra on the configured servers, in a namespace of its own."""
+    namespace = fresh_namespace(request.config)
+    config = isolated(services, namespace)
+    request.node.user_properties.append((NAMESPACE_PROPERTY, namespace))
+    # Runs after the fixture closed the infra (see the hookspec), also where the test failed.
+    request.addfinalizer(
+        lambda: _run_in_a_fresh_loop(remove_namespace(config), "removing its namespace")
+    )
+    _run_in_a_fresh_loop(create_namespace(config), "creating its namespace")
+    built = build_infra(config)
+    # The infra's own ids and clock (SequentialIds, ManualClock), not the configured random
+    # ones: run ids repeat in every fresh namespace, so repeats can be compared.
+    return Infra(bus=built.bus, queue=built.queue, store=built.store)
+
+
+def fresh_namespace(config: pytest.Config) -> str:
+    """``t_<xdist worker or main>_<12 hex>``: a PostgreSQL schema and a Redis key prefix that no
+    other test, worker or user of the same servers has."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    worker = str(workerinput["workerid"]) if workerinput else "main"
+    worker = re.sub(r"[^a-z0-9]", "_", worker.lower())[:24]
+    return f"t_{worker}_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.hookimpl(trylast=True)  # a project's own implementation (conftest.py) comes first
 def pytest_agents_run_make_infra(request: pytest.FixtureRequest) -> Infra:
-    return Infra.in_memory()
+    services = request.config.stash[_settings_key].services
+    return Infra.in_memory() if services is None else _services_infra(request, services)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-repeat reads the repeat marker (it runs trylast)
@@ -144,7 +226,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.definition.add_marker(pytest.mark.repeat(repeats), append=False)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.stash[_settings_key].services is not None:
+        skip = pytest.mark.skip(
+            reason=f"{MEMORY_ONLY_MARKER}: looks inside the in-memory adapters, and services "
+            "mode gives real ones"
+        )
+        for item in items:
+            if item.get_closest_marker(MEMORY_ONLY_MARKER) is not None:
+                item.add_marker(skip)
     # A deterministic test gets fresh, traced infra even where it does not ask for it, set up
     # before its other fixtures. (Added here: generate_tests is too early, pytest prunes it.)
     for item in items:
@@ -161,10 +251,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     """Fresh infra for this test: what ``get_infra()`` returns until the test ends.
 
-    Made by the ``pytest_agents_run_make_infra`` hook (in-memory by default), with its ports
-    recorded for the determinism check. After the test: a passing test that left work behind gets
-    an ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed,
-    and ``reset_infra()`` runs, also where the test or its setup failed.
+    Made by the ``pytest_agents_run_make_infra`` hook (in-memory by default; real servers in a
+    fresh namespace under ``--agents-run-services``), with its ports recorded for the
+    determinism check. After the test: a passing test that left work behind gets an
+    ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed (on
+    the loop the test used it on), and ``reset_infra()`` runs, also where the test or its setup
+    failed.
     """
     item = request.node
     made = item.ihook.pytest_agents_run_make_infra(request=request)
@@ -174,37 +266,51 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
             f"got {type(made).__name__}"
         )
     trace = Trace()
-    recorded = recording_infra(made, trace)
+    # Closed on the loop its ports ran on, which has usually ended by the teardown (loops.py).
+    closing = LoopBoundCleanup(lambda: _close(recorded), timeout=TEARDOWN_TIMEOUT)
+    recorded = recording_infra(made, trace, closing.bind)
     set_infra(recorded)
     yield recorded
     check_leaks = all(report.passed for report in item.stash.get(_phase_reports_key, []))
     try:
-        leaks = _run_in_a_fresh_loop(_close(recorded, check_leaks=check_leaks))
+        closed = closing.result()
     finally:
         reset_infra()
     if item.get_closest_marker(MARKER) is not None:
         # Here rather than at report time: a normalise hook that raises fails this teardown.
         item.stash[_trace_key] = _normalized(item, trace.entries)
-    if leaks:
-        _report_leaks(item, leaks, strict=item.config.stash[_settings_key].strict_leaks)
+    if check_leaks:
+        if closed.leak_check_error is not None:
+            raise closed.leak_check_error
+        if closed.leaks:
+            _report_leaks(item, closed.leaks, strict=item.config.stash[_settings_key].strict_leaks)
 
 
-async def _close(infra: Infra, *, check_leaks: bool) -> list[str]:
-    leaks = await find_leaks(infra) if check_leaks else []
+@dataclass(frozen=True)
+class _Closed:
+    leaks: list[str]
+    leak_check_error: Exception | None  # raised only where the test passed
+
+
+async def _close(infra: Infra) -> _Closed:
+    # The check runs when the loop ends, before the test's outcome is known; teardown decides.
+    try:
+        closed = _Closed(await find_leaks(infra), None)
+    except Exception as error:
+        closed = _Closed([], error)
     await infra.aclose()  # after the check: closing the bus closes its subscriptions
-    return leaks
+    return closed
 
 
-def _run_in_a_fresh_loop(coroutine: Coroutine[Any, Any, list[str]]) -> list[str]:
-    # pytest-asyncio and anyio have closed the test's own loop by now; a loop_factory keeps the
-    # Runner from replacing the thread's current loop.
+def _run_in_a_fresh_loop(coroutine: Coroutine[Any, Any, None], doing: str) -> None:
+    # A loop_factory keeps the Runner from replacing the thread's current loop.
     with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
         try:
-            return runner.run(asyncio.wait_for(coroutine, TEARDOWN_TIMEOUT))
+            runner.run(asyncio.wait_for(coroutine, TEARDOWN_TIMEOUT))
         except TimeoutError:
             raise TimeoutError(
-                f"agents-run: closing the test's infra took longer than {TEARDOWN_TIMEOUT:g}s; "
-                "an adapter did not answer"
+                f"agents-run: {doing} took longer than {TEARDOWN_TIMEOUT:g}s; a server did not "
+                "answer"
             ) from None
 
 

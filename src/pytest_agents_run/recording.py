@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,11 @@ from agents_run.ports import (
 
 # One JSON object per effect: {"op": ..., then the effect's fields}.
 TraceEntry = dict[str, Any]
+Bind = Callable[[], Awaitable[None]]
+
+
+async def _unbound() -> None:
+    """The default ``Bind``: nothing to note."""
 
 
 class Trace:
@@ -51,8 +56,10 @@ class _TransparentProxy:
     (as ``wrapt.ObjectProxy`` does), so tests keep using adapter helpers such as
     ``InMemoryEventBus.published`` through the recorded infra."""
 
-    def __init__(self, wrapped: Any) -> None:
+    def __init__(self, wrapped: Any, bind: Bind) -> None:
         self.__wrapped__ = wrapped
+        # Awaited before every port call: notes the loop the ports run on (see loops.py).
+        self._recording_bind = bind
 
     def __getattr__(self, name: str) -> Any:
         if name == "__wrapped__":  # not set yet (copy, pickle): no endless recursion
@@ -69,14 +76,16 @@ class _TransparentProxy:
 
 class RecordingSubscription(_TransparentProxy):
     def __init__(self, wrapped: Subscription, bus: RecordingEventBus) -> None:
-        super().__init__(wrapped)
+        super().__init__(wrapped, bus._recording_bind)
         self._recording_bus = bus
 
     async def next_event(self, timeout: float) -> RunEvent | None:
+        await self._recording_bind()
         event: RunEvent | None = await self.__wrapped__.next_event(timeout)
         return event
 
     async def aclose(self) -> None:
+        await self._recording_bind()
         await self.__wrapped__.aclose()
         self._recording_bus.forget(self)
 
@@ -88,12 +97,13 @@ class RecordingSubscription(_TransparentProxy):
 class RecordingEventBus(_TransparentProxy):
     """Records publishes and subscribes; remembers which subscriptions are still open."""
 
-    def __init__(self, wrapped: EventBusPort, trace: Trace) -> None:
-        super().__init__(wrapped)
+    def __init__(self, wrapped: EventBusPort, trace: Trace, bind: Bind = _unbound) -> None:
+        super().__init__(wrapped, bind)
         self._recording_trace = trace
         self._recording_open: list[tuple[str, RecordingSubscription]] = []
 
     async def publish(self, event: RunEvent) -> None:
+        await self._recording_bind()
         fields = {"run_id": event.run_id, "seq": event.seq, "type": event.type}
         try:
             await self.__wrapped__.publish(event)
@@ -103,6 +113,7 @@ class RecordingEventBus(_TransparentProxy):
         self._recording_trace.record("publish", **fields)
 
     async def subscribe(self, run_id: str) -> Subscription:
+        await self._recording_bind()
         try:
             subscription = await self.__wrapped__.subscribe(run_id)
         except Exception as error:
@@ -121,6 +132,7 @@ class RecordingEventBus(_TransparentProxy):
         return [run_id for run_id, _ in self._recording_open]
 
     async def aclose(self) -> None:
+        await self._recording_bind()
         await self.__wrapped__.aclose()
         self._recording_open.clear()
 
@@ -129,11 +141,12 @@ class RecordingQueue(_TransparentProxy):
     """Records jobs enqueued, taken (a take that finds nothing is a poll, not an effect),
     completed and failed."""
 
-    def __init__(self, wrapped: QueuePort, trace: Trace) -> None:
-        super().__init__(wrapped)
+    def __init__(self, wrapped: QueuePort, trace: Trace, bind: Bind = _unbound) -> None:
+        super().__init__(wrapped, bind)
         self._recording_trace = trace
 
     async def enqueue(self, run_id: str) -> None:
+        await self._recording_bind()
         try:
             await self.__wrapped__.enqueue(run_id)
         except Exception as error:
@@ -142,6 +155,7 @@ class RecordingQueue(_TransparentProxy):
         self._recording_trace.record("enqueue", run_id=run_id)
 
     async def take_next(self) -> Job | None:
+        await self._recording_bind()
         try:
             job: Job | None = await self.__wrapped__.take_next()
         except Exception as error:
@@ -152,6 +166,7 @@ class RecordingQueue(_TransparentProxy):
         return job
 
     async def complete(self, job: Job) -> None:
+        await self._recording_bind()
         fields = {"run_id": job.run_id, "attempt": job.attempt}
         try:
             await self.__wrapped__.complete(job)
@@ -161,6 +176,7 @@ class RecordingQueue(_TransparentProxy):
         self._recording_trace.record("complete", **fields)
 
     async def fail(self, job: Job, error: str) -> None:
+        await self._recording_bind()
         fields = {"run_id": job.run_id, "attempt": job.attempt, "reason": error}
         try:
             await self.__wrapped__.fail(job, error)
@@ -170,21 +186,29 @@ class RecordingQueue(_TransparentProxy):
         self._recording_trace.record("fail", **fields)
 
     async def counts(self) -> QueueCounts:
+        await self._recording_bind()
         counts: QueueCounts = await self.__wrapped__.counts()
         return counts
 
+    async def recover_stalled(self) -> list[str]:
+        await self._recording_bind()
+        recovered: list[str] = await self.__wrapped__.recover_stalled()
+        return recovered
+
     async def aclose(self) -> None:
+        await self._recording_bind()
         await self.__wrapped__.aclose()
 
 
 class RecordingRunStore(_TransparentProxy):
     """Records runs created, events appended (data included) and cancellations requested."""
 
-    def __init__(self, wrapped: RunStorePort, trace: Trace) -> None:
-        super().__init__(wrapped)
+    def __init__(self, wrapped: RunStorePort, trace: Trace, bind: Bind = _unbound) -> None:
+        super().__init__(wrapped, bind)
         self._recording_trace = trace
 
     async def create_run(self, run: Run) -> None:
+        await self._recording_bind()
         fields = {"run_id": run.id, "agent": run.agent, "input": copy.deepcopy(run.input)}
         try:
             await self.__wrapped__.create_run(run)
@@ -194,6 +218,7 @@ class RecordingRunStore(_TransparentProxy):
         self._recording_trace.record("create_run", **fields)
 
     async def get_run(self, run_id: str) -> Run:
+        await self._recording_bind()
         run: Run = await self.__wrapped__.get_run(run_id)
         return run
 
@@ -206,6 +231,7 @@ class RecordingRunStore(_TransparentProxy):
         at: datetime,
         expected_status: RunStatus | None = None,
     ) -> RunEvent:
+        await self._recording_bind()
         try:
             event: RunEvent = await self.__wrapped__.append_event(
                 run_id, type, data, at=at, expected_status=expected_status
@@ -225,10 +251,12 @@ class RecordingRunStore(_TransparentProxy):
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None
     ) -> list[RunEvent]:
+        await self._recording_bind()
         events: list[RunEvent] = await self.__wrapped__.read_events(run_id, from_seq, limit)
         return events
 
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
+        await self._recording_bind()
         try:
             requested: bool = await self.__wrapped__.request_cancel(run_id, at=at)
         except Exception as error:
@@ -238,33 +266,46 @@ class RecordingRunStore(_TransparentProxy):
         return requested
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
+        await self._recording_bind()
         rows: list[OutboxRow] = await self.__wrapped__.pending_outbox(run_id)
         return rows
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
+        await self._recording_bind()
         count: int = await self.__wrapped__.count_pending_outbox(run_id)
         return count
 
-    def claim_outbox(
+    @asynccontextmanager
+    async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
-    ) -> AbstractAsyncContextManager[OutboxClaim]:
+    ) -> AsyncIterator[OutboxClaim]:
         # Publishing is recorded by the bus; marking rows published is bookkeeping.
-        claim: AbstractAsyncContextManager[OutboxClaim] = self.__wrapped__.claim_outbox(
-            run_id=run_id, limit=limit
-        )
-        return claim
+        await self._recording_bind()
+        async with self.__wrapped__.claim_outbox(run_id=run_id, limit=limit) as claim:
+            yield claim
+
+    async def wait_for_outbox(self, timeout: float) -> bool:
+        await self._recording_bind()
+        woken: bool = await self.__wrapped__.wait_for_outbox(timeout)
+        return woken
+
+    async def create_schema(self) -> None:
+        await self._recording_bind()
+        await self.__wrapped__.create_schema()
 
     async def aclose(self) -> None:
+        await self._recording_bind()
         await self.__wrapped__.aclose()
 
 
-def recording_infra(infra: Infra, trace: Trace) -> Infra:
-    """``infra`` with its three ports recorded into ``trace``; ids and clock are shared."""
+def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
+    """``infra`` with its three ports recorded into ``trace``; ids and clock are shared.
+    ``bind`` is awaited before every port call."""
     return dataclasses.replace(
         infra,
-        bus=RecordingEventBus(infra.bus, trace),
-        queue=RecordingQueue(infra.queue, trace),
-        store=RecordingRunStore(infra.store, trace),
+        bus=RecordingEventBus(infra.bus, trace, bind),
+        queue=RecordingQueue(infra.queue, trace, bind),
+        store=RecordingRunStore(infra.store, trace, bind),
     )
 
 

@@ -19,6 +19,15 @@ AGENTS_RUN = [sys.executable, "-m", "agents_run.cli"]
 MEMORY_ENV = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
 
 
+@pytest.fixture(autouse=True)
+def in_memory_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands here run on the in-memory default, also where the suite runs in services
+    mode (which configures real servers in the environment)."""
+    for name in list(os.environ):
+        if name.startswith("AGENTS_RUN_"):
+            monkeypatch.delenv(name)
+
+
 def test_demo_runs_every_step_on_the_in_memory_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out

@@ -20,7 +20,9 @@ from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.domain.json_data import JsonObject
 from tests.leaks import leaves_work_on_purpose
 
-pytestmark = pytest.mark.deterministic
+# Not module-wide: where two loops run at once on real services (services mode), the order of
+# their effects follows I/O timing, so those two tests make no claim of determinism.
+deterministic = pytest.mark.deterministic
 
 
 @leaves_work_on_purpose  # the worker only appends; publishing is not its job
@@ -42,6 +44,7 @@ async def test_worker_loops_run_every_job_then_drain_on_request(infra: Infra) ->
         assert (await infra.store.get_run(run_id)).status == "finished"
 
 
+@deterministic
 @leaves_work_on_purpose  # a queued run stays queued: that is what draining means
 async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     draining, stop = asyncio.Event(), asyncio.Event()
@@ -63,6 +66,7 @@ async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
     assert (await infra.store.get_run(queued)).status == "queued"
 
 
+@deterministic
 @leaves_work_on_purpose  # the worker only appends; publishing is not its job
 async def test_an_infrastructure_error_is_logged_and_retried(
     infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -89,6 +93,7 @@ async def test_an_infrastructure_error_is_logged_and_retried(
     assert (await infra.store.get_run(run_id)).status == "finished"
 
 
+@deterministic
 @pytest.mark.parametrize("concurrency", [0, -1, 1.5, True])
 async def test_concurrency_must_be_a_positive_int(infra: Infra, concurrency: object) -> None:
     with pytest.raises(InvalidArgument, match="concurrency"):
@@ -99,6 +104,7 @@ async def test_concurrency_must_be_a_positive_int(infra: Infra, concurrency: obj
         )
 
 
+@deterministic
 async def test_the_worker_asks_the_queue_for_stalled_jobs(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +142,7 @@ async def test_the_publisher_publishes_as_rows_arrive_until_stopped(infra: Infra
     assert await asyncio.wait_for(publisher, 10) == 4
 
 
+@deterministic
 async def test_the_publisher_retries_after_an_error(
     infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

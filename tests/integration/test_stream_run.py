@@ -18,7 +18,7 @@ from agents_run import (
     start_run,
     stream_run,
 )
-from agents_run.adapters.memory import InMemoryEventBus
+from pytest_agents_run.recording import open_subscription_run_ids
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -29,8 +29,16 @@ async def collect(events: AsyncIterator[RunEvent]) -> list[tuple[int, str]]:
 
 
 def open_subscriptions(infra: Infra) -> list[str]:
-    assert isinstance(infra.bus, InMemoryEventBus)
-    return infra.bus.open_subscriptions()
+    """Run ids of the subscriptions opened on the test's bus and not closed (any adapter)."""
+    return list(open_subscription_run_ids(infra))
+
+
+async def until_subscribed(infra: Infra) -> None:
+    """Until a stream started in a task has subscribed: at once in memory, after a round trip
+    on Redis."""
+    async with asyncio.timeout(5):
+        while not open_subscriptions(infra):  # noqa: ASYNC110 - the proxy has no event
+            await asyncio.sleep(0.001)
 
 
 async def test_a_finished_run_streams_whole_from_the_store(infra: Infra) -> None:
@@ -71,7 +79,7 @@ async def test_an_unknown_run_raises_run_not_found(infra: Infra) -> None:
 async def test_a_stream_started_before_the_worker_gets_everything_live(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a b c"})
     stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=5)))
-    await asyncio.sleep(0)  # the stream subscribes and finds nothing in the store
+    await until_subscribed(infra)
     assert open_subscriptions(infra) == [run_id]
     await run_worker_once()
     await publish_pending_outbox_events_once()
@@ -89,7 +97,7 @@ async def test_a_seq_the_bus_skipped_is_read_from_the_store(infra: Infra) -> Non
     run_id = await start_run("echo", {"text": "a b"})
     # poll_interval is long, so only the gap itself can make the stream re-read the store.
     stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=30)))
-    await asyncio.sleep(0)  # subscribed; the store was empty
+    await until_subscribed(infra)  # the store was empty
     await run_worker_once()
     stored = await infra.store.read_events(run_id)
     for seq in (1, 1, 3):  # 1 twice (a republished row), 2 dropped by the bus
@@ -108,7 +116,7 @@ async def test_events_the_bus_never_carried_are_found_by_polling_the_store(
 ) -> None:
     run_id = await start_run("echo", {"text": "a"})
     stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=0.01)))
-    await asyncio.sleep(0)
+    await until_subscribed(infra)
     await run_worker_once()  # appended, never published: only the store has them
     assert await asyncio.wait_for(stream, 2) == [
         (1, "RunStarted"),
@@ -139,7 +147,7 @@ async def test_leaving_a_stream_early_closes_its_subscription(infra: Infra) -> N
 async def test_draining_one_run_feeds_its_live_stream(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a"})
     stream = asyncio.create_task(collect(stream_run(run_id, from_seq=2, poll_interval=5)))
-    await asyncio.sleep(0)
+    await until_subscribed(infra)
     await run_worker_once()
     assert await drain_outbox_for_run(run_id) == 3
     assert await asyncio.wait_for(stream, 2) == [(2, "RunStep"), (3, "RunFinished")]

@@ -23,6 +23,7 @@ import copy
 import math
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ class PostgresRunStore:
         self._max_connections = max_connections
         self._statements = _Statements(schema)
         self._pool: AsyncConnectionPool[Connection] | None = None
+        self._pooled: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._pool_lock = asyncio.Lock()
         self._listener: Connection | None = None
         self._listener_lock = asyncio.Lock()
@@ -243,6 +245,7 @@ class PostgresRunStore:
                     timeout=self._connect_timeout,
                     open=False,
                     name=f"agents-run-{self.schema}",
+                    configure=self._track,
                 )
                 try:
                     await pool.open(wait=True, timeout=self._connect_timeout)
@@ -251,6 +254,9 @@ class PostgresRunStore:
                     raise self._unavailable(error) from None
                 self._pool = pool
             return self._pool
+
+    async def _track(self, connection: Connection) -> None:
+        self._pooled.add(connection)
 
     async def _connect(self) -> Connection:
         """A connection of its own, bounded by the connect timeout."""
@@ -510,7 +516,18 @@ class PostgresRunStore:
         async with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:
+                await pool.close()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise
+                # Not us: a loop shutting down (asyncio.run, asyncio.Runner.close) cancels every
+                # task, the pool's workers too, before closing async generators, where a test
+                # harness may close this store. pool.close() gave up waiting for them before
+                # closing its connections: close them here.
+                for connection in list(self._pooled):
+                    await connection.close()
 
 
 def _outbox_rows(rows: list[TupleRow]) -> list[OutboxRow]:
