@@ -134,6 +134,8 @@ def process_env(config: InfraConfig) -> dict[str, str]:
     starting ``agents-run`` processes on it."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
     return env | config_env(config)
+
+
 def main() -> int:
     """``python -m tests.services``: 0 where the test Redis and PostgreSQL answer; otherwise say
     why and return 2 (skip), or 1 where ``AGENTS_RUN_REQUIRE_SERVICES=1`` (fail)."""

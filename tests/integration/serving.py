@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from agents_run import Infra
-from agents_run.adapters.memory import InMemoryEventBus
 from agents_run.server import ServerLimits, serve
+from pytest_agents_run.recording import open_subscription_run_ids
 from tests.integration.http_client import DEADLINE
 
 LIMITS = ServerLimits(
@@ -34,8 +34,8 @@ async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> Non
 
 
 def open_subscriptions(infra: Infra) -> list[str]:
-    assert isinstance(infra.bus, InMemoryEventBus)
-    return infra.bus.open_subscriptions()
+    """Run ids of the subscriptions the test's infra has open (on any adapter)."""
+    return list(open_subscription_run_ids(infra))
 
 
 async def serving_in_process(

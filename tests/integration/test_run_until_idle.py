@@ -72,6 +72,7 @@ async def test_an_agent_that_never_ends_raises_instead_of_hanging(infra: Infra) 
     assert (run.status, run.last_seq) == ("failed", 52)  # RunStarted, 50 steps, RunFailed
 
 
+@pytest.mark.agents_run_memory_only  # a networked queue recovers only after the lock expires
 async def test_a_job_whose_worker_task_was_cancelled_is_run_again(infra: Infra) -> None:
     started = asyncio.Event()
 

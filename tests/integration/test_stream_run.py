@@ -18,7 +18,7 @@ from agents_run import (
     start_run,
     stream_run,
 )
-from pytest_agents_run.recording import open_subscription_run_ids
+from tests.integration.serving import open_subscriptions
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -26,11 +26,6 @@ pytestmark = pytest.mark.deterministic
 
 async def collect(events: AsyncIterator[RunEvent]) -> list[tuple[int, str]]:
     return [(event.seq, event.type) for event in [e async for e in events]]
-
-
-def open_subscriptions(infra: Infra) -> list[str]:
-    """Run ids of the subscriptions opened on the test's bus and not closed (any adapter)."""
-    return list(open_subscription_run_ids(infra))
 
 
 async def until_subscribed(infra: Infra) -> None:

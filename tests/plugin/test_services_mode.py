@@ -192,7 +192,7 @@ def test_under_xdist_with_repeats_namespaces_name_the_worker_and_repeats_agree(
         ),
         (
             {"AGENTS_RUN_BUS_URL": "redis:/nowhere"},
-            "*services mode: AGENTS_RUN_BUS_URL=*is malformed*",
+            "*services mode: AGENTS_RUN_BUS_URL is malformed*",
         ),
     ],
 )
