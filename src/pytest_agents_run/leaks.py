@@ -25,10 +25,10 @@ async def find_leaks(infra: Infra) -> list[str]:
             f"{_count(counts.total, 'job')} not done ({counts.waiting} waiting, "
             f"{counts.active} active; run them: await run_until_idle())"
         )
-    pending = await infra.store.pending_outbox()
+    pending = await infra.store.count_pending_outbox()
     if pending:
         leaks.append(
-            f"{_count(len(pending), 'outbox row')} unpublished "
+            f"{_count(pending, 'outbox row')} unpublished "
             "(await publish_pending_outbox_events_once())"
         )
     subscribed = open_subscription_run_ids(infra)
