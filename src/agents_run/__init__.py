@@ -12,6 +12,7 @@ from agents_run.application.run_until_idle import run_until_idle
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
+from agents_run.application.sweep_runs import sweep_orphaned_runs
 from agents_run.config import load_infra_from_config
 from agents_run.domain.events import RunEvent, RunStatus
 from agents_run.errors import (
@@ -56,5 +57,6 @@ __all__ = [
     "set_infra",
     "start_run",
     "stream_run",
+    "sweep_orphaned_runs",
     "use_infra",
 ]

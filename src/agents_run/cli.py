@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from agents_run.application.infra import get_infra
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
+from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
 from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
 from agents_run.demo import run_demo
 from agents_run.errors import AgentsRunError, InvalidArgument
@@ -25,6 +27,10 @@ from agents_run.redaction import redact
 from agents_run.server import serve
 
 log = logging.getLogger("agents_run.cli")
+
+# start_run saves a run, then enqueues its job within one connect timeout (5 s by default): a
+# sweeper must not take a run in that gap for an orphan.
+MIN_ORPHAN_AFTER = 60.0
 
 
 async def _start(args: argparse.Namespace) -> int:
@@ -62,11 +68,17 @@ async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
     _on_shutdown_signals(draining, stop, grace=args.grace)
     log.info(
-        "worker started: concurrency %d, agents %s",
+        "worker started: concurrency %d, agents %s; runs with no live job end after %gs",
         args.concurrency,
         ", ".join(registered_agents()),
+        args.orphan_after,
     )
-    jobs = await serve_worker(draining=draining, stop=stop, concurrency=args.concurrency)
+    jobs = await serve_worker(
+        draining=draining,
+        stop=stop,
+        concurrency=args.concurrency,
+        orphan_after=args.orphan_after,
+    )
     log.info("worker stopped after %d job(s)", jobs)
     return 0
 
@@ -166,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="after SIGTERM, how long runs in progress may go on before they stop at their "
         "next step (default 10)",
     )
+    worker.add_argument(
+        "--orphan-after",
+        type=_orphan_age,
+        default=DEFAULT_ORPHAN_AFTER,
+        metavar="SECONDS",
+        help="end a queued or running run that has not changed for this long and has no live "
+        f"job: its job failed every attempt or was lost (default {DEFAULT_ORPHAN_AFTER:g}, "
+        f"at least {MIN_ORPHAN_AFTER:g})",
+    )
     worker.set_defaults(handler=_worker)
 
     publisher = commands.add_parser(
@@ -240,6 +261,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
+
+
+def _orphan_age(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not seconds >= MIN_ORPHAN_AFTER or math.isinf(seconds):
+        raise argparse.ArgumentTypeError(
+            f"expected finite seconds >= {MIN_ORPHAN_AFTER:g}, got {text!r}: a run is saved before "
+            "its job is enqueued, so a shorter age could end a run whose job is still being added"
+        )
+    return seconds
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -94,6 +94,12 @@ class QueuePort(Protocol):
         call this periodically; where no job can outlive its worker it finds nothing."""
         ...
 
+    async def has_live_job(self, run_id: str) -> bool:
+        """True while the run's job may still be taken or is held: waiting, waiting for a retry,
+        or active. False once it completed or failed ``MAX_JOB_ATTEMPTS`` times, and for a run
+        the queue does not know (never enqueued, or its job was lost or removed)."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -148,6 +154,11 @@ class RunStorePort(Protocol):
 
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         """Flag the run for cancellation; True where this call set the flag on a live run."""
+        ...
+
+    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
+        """Up to ``limit`` runs not yet ended (queued or running) whose ``updated_at`` is before
+        ``updated_before``, oldest first (ties in run id order)."""
         ...
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:

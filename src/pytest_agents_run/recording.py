@@ -195,6 +195,11 @@ class RecordingQueue(_TransparentProxy):
         recovered: list[str] = await self.__wrapped__.recover_stalled()
         return recovered
 
+    async def has_live_job(self, run_id: str) -> bool:
+        await self._recording_bind()
+        live: bool = await self.__wrapped__.has_live_job(run_id)
+        return live
+
     async def aclose(self) -> None:
         await self._recording_bind()
         await self.__wrapped__.aclose()
@@ -264,6 +269,13 @@ class RecordingRunStore(_TransparentProxy):
             raise
         self._recording_trace.record("request_cancel", run_id=run_id, requested=requested)
         return requested
+
+    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
+        await self._recording_bind()
+        runs: list[Run] = await self.__wrapped__.list_stale_runs(
+            updated_before=updated_before, limit=limit
+        )
+        return runs
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         await self._recording_bind()

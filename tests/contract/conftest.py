@@ -58,7 +58,8 @@ async def redis_bus() -> AsyncIterator[EventBusPort]:
 async def bullmq_queue() -> AsyncIterator[QueuePort]:
     url = await require_redis()
     prefix = unique_prefix("queue")
-    queue = BullMQQueue(url, key_prefix=prefix, connect_timeout=5.0)
+    # Retries after 1, 2, 4 ... ms, so that a job can fail all its attempts within a test.
+    queue = BullMQQueue(url, key_prefix=prefix, connect_timeout=5.0, retry_delay_ms=1)
     try:
         yield queue
     finally:

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from agents_run.errors import InvalidArgument
-from agents_run.ports import Job, QueueCounts, QueuePort
+from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts, QueuePort
 
 _ids = itertools.count(1)
 RETRY_DEADLINE = 10.0
@@ -16,6 +16,14 @@ RETRY_DEADLINE = 10.0
 
 def run_id() -> str:
     return f"contract-queue-run-{next(_ids)}"
+
+
+async def take_within_deadline(queue: QueuePort) -> Job:
+    """The next job, waiting (a networked queue delays a failed job's retry) up to a deadline."""
+    async with asyncio.timeout(RETRY_DEADLINE):
+        while (job := await queue.take_next()) is None:  # noqa: ASYNC110 - nothing to await
+            await asyncio.sleep(0.05)
+    return job
 
 
 async def test_jobs_are_taken_first_in_first_out(queue: QueuePort) -> None:
@@ -60,9 +68,7 @@ async def test_a_failed_job_is_taken_again_with_the_next_attempt(queue: QueuePor
     first = await queue.take_next()
     assert first is not None
     await queue.fail(first, "InfraUnavailable: store down")
-    async with asyncio.timeout(RETRY_DEADLINE):  # a networked queue waits before the retry
-        while (retry := await queue.take_next()) is None:  # noqa: ASYNC110 - nothing to await
-            await asyncio.sleep(0.05)
+    retry = await take_within_deadline(queue)
     assert (retry.run_id, retry.attempt) == (run, 2)
     await queue.complete(retry)
     assert await queue.counts() == QueueCounts(waiting=0, active=0)
@@ -105,6 +111,40 @@ async def test_completing_a_job_that_is_not_active_is_refused(queue: QueuePort) 
         await queue.complete(job)
     with pytest.raises(InvalidArgument, match="not active"):
         await queue.fail(Job(run_id=run_id()), "never taken")
+
+
+async def test_a_job_is_live_while_waiting_taken_or_waiting_for_its_retry(
+    queue: QueuePort,
+) -> None:
+    run, other = run_id(), run_id()
+    assert await queue.has_live_job(run) is False  # never enqueued
+    await queue.enqueue(run)
+    await queue.enqueue(other)
+    assert await queue.has_live_job(run) is True
+    first = await queue.take_next()
+    assert first is not None
+    assert first.run_id == run
+    assert await queue.has_live_job(run) is True
+    await queue.fail(first, "InfraUnavailable: store down")
+    assert await queue.has_live_job(run) is True
+    assert await queue.has_live_job(other) is True
+    for _ in range(2):
+        job = await take_within_deadline(queue)
+        await queue.complete(job)
+    assert await queue.has_live_job(run) is False
+    assert await queue.has_live_job(other) is False
+
+
+async def test_a_job_that_failed_every_attempt_is_no_longer_live(queue: QueuePort) -> None:
+    run = run_id()
+    await queue.enqueue(run)
+    for attempt in range(1, MAX_JOB_ATTEMPTS + 1):
+        job = await take_within_deadline(queue)
+        assert (job.run_id, job.attempt) == (run, attempt)
+        await queue.fail(job, "InfraUnavailable: store down")
+    assert await queue.has_live_job(run) is False
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+    assert await queue.take_next() is None
 
 
 async def test_closing_twice_is_harmless(queue: QueuePort) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -148,6 +148,63 @@ async def test_request_cancel_is_true_once_and_false_once_ended(store: RunStoreP
     ended = await started_run(store)
     await store.append_event(ended.id, "RunFinished", {}, at=AT)
     assert await store.request_cancel(ended.id, at=AT) is False
+
+
+def hours_before(hours: float) -> datetime:
+    return AT - timedelta(hours=hours)
+
+
+async def test_stale_runs_are_the_live_ones_updated_before_the_cutoff_oldest_first(
+    store: RunStorePort,
+) -> None:
+    queued = new_run(created_at=hours_before(3), updated_at=hours_before(3))
+    running = new_run(created_at=hours_before(4), updated_at=hours_before(4))
+    # The same kind of instant written with another offset: stores compare instants, not text.
+    east = timezone(timedelta(hours=2))
+    in_between = new_run(
+        created_at=hours_before(2).astimezone(east), updated_at=hours_before(2).astimezone(east)
+    )
+    ended = new_run(created_at=hours_before(5), updated_at=hours_before(5))
+    at_the_cutoff = new_run()
+    for run in [queued, running, in_between, ended, at_the_cutoff]:
+        await store.create_run(run)
+    await store.append_event(running.id, "RunStarted", {}, at=hours_before(1))
+    await store.append_event(ended.id, "RunFailed", {}, at=hours_before(5))
+
+    stale = await store.list_stale_runs(updated_before=AT)
+
+    assert [(run.id, run.status, run.updated_at) for run in stale] == [
+        (queued.id, RunStatus.QUEUED, hours_before(3)),
+        (in_between.id, RunStatus.QUEUED, hours_before(2)),
+        (running.id, RunStatus.RUNNING, hours_before(1)),
+    ]
+    assert stale[2] == await store.get_run(running.id)
+    assert await store.list_stale_runs(updated_before=hours_before(2.5)) == stale[:1]
+
+
+async def test_stale_runs_come_limit_at_a_time_with_ties_in_run_id_order(
+    store: RunStorePort,
+) -> None:
+    base = new_run().id
+    for suffix in ["c", "a", "b"]:
+        await store.create_run(
+            new_run(id=f"{base}-{suffix}", created_at=hours_before(1), updated_at=hours_before(1))
+        )
+    await store.create_run(new_run(created_at=hours_before(2), updated_at=hours_before(2)))
+    stale = await store.list_stale_runs(updated_before=AT, limit=3)
+    assert [run.id for run in stale][1:] == [f"{base}-a", f"{base}-b"]
+
+
+async def test_an_append_or_a_cancel_request_makes_a_run_fresh_again(store: RunStorePort) -> None:
+    appended = new_run(created_at=hours_before(2), updated_at=hours_before(2))
+    flagged = new_run(created_at=hours_before(2), updated_at=hours_before(2))
+    for run in [appended, flagged]:
+        await store.create_run(run)
+    await store.append_event(appended.id, "RunStarted", {}, at=AT)
+    await store.request_cancel(flagged.id, at=AT)
+    assert await store.list_stale_runs(updated_before=AT) == []
+    later = await store.list_stale_runs(updated_before=AT + timedelta(seconds=1))
+    assert sorted(run.id for run in later) == sorted([appended.id, flagged.id])
 
 
 async def test_outbox_lists_pending_rows_in_order_per_run_or_all(store: RunStorePort) -> None:

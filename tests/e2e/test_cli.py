@@ -76,8 +76,11 @@ def sigterm_after_start(*args: str) -> tuple[str, int, str]:
 
 
 def test_the_worker_drains_on_sigterm_and_exits_cleanly() -> None:
-    started, code, err = sigterm_after_start("worker", "--concurrency", "2", "--grace", "1")
+    started, code, err = sigterm_after_start(
+        "worker", "--concurrency", "2", "--grace", "1", "--orphan-after", "120"
+    )
     assert "worker started: concurrency 2, agents echo" in started
+    assert "runs with no live job end after 120s" in started
     assert code == 0, err
     assert "draining" in err
     assert "worker stopped after 0 job(s)" in err
@@ -95,6 +98,16 @@ def test_a_bad_concurrency_is_a_usage_error(capsys: pytest.CaptureFixture[str]) 
         main(["worker", "--concurrency", "0"])
     assert exited.value.code == 2
     assert "expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seconds", ["59", "inf", "nan", "ten"])
+def test_a_short_or_malformed_orphan_age_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["worker", "--orphan-after", seconds])
+    assert exited.value.code == 2
+    assert f"expected finite seconds >= 60, got {seconds!r}" in capsys.readouterr().err
 
 
 def test_tail_of_an_unknown_run_says_so(capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,6 +60,7 @@ async def test_the_bus_raises_infra_unavailable(
         ("taking the next job", lambda queue: queue.take_next()),
         ("counting jobs", lambda queue: queue.counts()),
         ("checking for stalled jobs", lambda queue: queue.recover_stalled()),
+        ("reading the job state of run run-1", lambda queue: queue.has_live_job("run-1")),
     ],
 )
 async def test_the_queue_raises_infra_unavailable(

@@ -35,6 +35,9 @@ KEEP_FAILED_SECONDS = 7 * 24 * 3600
 # Error codes of BullMQ's finishing script that mean "no longer ours": the lock expired and the
 # job went back to wait (or to another worker). See bullmq.scripts.Scripts.finishedErrors.
 _LOST_JOB_MESSAGES = ("Missing lock for job", "Lock mismatch for job", "is not in the active state")
+# Job states (Queue.getJobState) in which nobody will ever take the job again. Any other state,
+# including one a later BullMQ may add, counts as live: a run is never ended under a live job.
+_DEAD_JOB_STATES = frozenset({"completed", "failed", "unknown"})
 
 
 def queue_name(key_prefix: str) -> str:
@@ -165,6 +168,11 @@ class BullMQQueue:
         if stalled:
             log.warning("jobs of runs %s lost their worker; they are queued again", stalled)
         return stalled
+
+    async def has_live_job(self, run_id: str) -> bool:
+        async with reporting_unavailable(self.url, f"reading the job state of run {run_id}"):
+            state: str = await self._queue.getJobState(run_id)
+        return state not in _DEAD_JOB_STATES
 
     async def counts(self) -> QueueCounts:
         async with reporting_unavailable(self.url, "counting jobs"):

@@ -179,6 +179,9 @@ class InMemoryQueue:
         ]
         return [job.run_id for job in self._requeue(lost)]
 
+    async def has_live_job(self, run_id: str) -> bool:
+        return run_id in self._active or any(job.run_id == run_id for job in self._waiting)
+
     async def aclose(self) -> None:
         return None
 
@@ -259,6 +262,14 @@ class InMemoryRunStore:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
         return True
+
+    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
+        stale = [
+            stored.run
+            for stored in self._runs.values()
+            if not stored.run.status.is_terminal and stored.run.updated_at < updated_before
+        ]
+        return sorted(stale, key=lambda run: (run.updated_at, run.id))[:limit]
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         return [

@@ -64,6 +64,11 @@ class _Statements:
         def q(text: str) -> sql.Composed:
             return sql.SQL(text).format(s=sql.Identifier(schema))
 
+        # Literals, not a parameter: the planner uses the partial index only for a predicate
+        # it can see at planning time. (Status values are fixed identifiers: nothing to quote.)
+        live_statuses = "(" + ", ".join(f"'{status}'" for status in _LIVE_STATUSES) + ")"
+        run_columns = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+
         self.schema = [
             q("CREATE SCHEMA IF NOT EXISTS {s}"),
             q(
@@ -101,15 +106,21 @@ class _Statements:
                 "CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON {s}.outbox (run_id, id)"
                 " WHERE published_at IS NULL"
             ),
+            q(
+                "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
+                f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
+            ),
         ]
         self.create_run = q(
             "INSERT INTO {s}.runs"
             " (id, agent, input, status, cancel_requested, last_seq, created_at, updated_at)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         )
-        self.get_run = q(
-            "SELECT id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
-            " FROM {s}.runs WHERE id = %s"
+        self.get_run = q(f"SELECT {run_columns} FROM {{s}}.runs WHERE id = %s")
+        # id in byte order (COLLATE "C"), as the other stores order ties.
+        self.list_stale_runs = q(
+            f"SELECT {run_columns} FROM {{s}}.runs WHERE status IN {live_statuses}"
+            ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
         )
         self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
         self.lock_run = q("SELECT status, last_seq FROM {s}.runs WHERE id = %s FOR UPDATE")
@@ -345,17 +356,7 @@ class PostgresRunStore:
             row = await cursor.fetchone()
         if row is None:
             raise RunNotFound(run_id)
-        id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
-        return Run(
-            id=id_,
-            agent=agent,
-            input=run_input,
-            status=RunStatus(status),
-            created_at=created_at,
-            updated_at=updated_at,
-            last_seq=last_seq,
-            cancel_requested=cancel_requested,
-        )
+        return _run(row)
 
     async def append_event(
         self,
@@ -420,6 +421,13 @@ class PostgresRunStore:
         cursor = await connection.execute(self._statements.run_exists, (run_id,))
         if await cursor.fetchone() is None:
             raise RunNotFound(run_id)
+
+    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.list_stale_runs, (updated_before, limit)
+            )
+            return [_run(row) for row in await cursor.fetchall()]
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         async with self._connection() as connection:
@@ -528,6 +536,20 @@ class PostgresRunStore:
                 # closing its connections: close them here.
                 for connection in list(self._pooled):
                     await connection.close()
+
+
+def _run(row: TupleRow) -> Run:
+    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
+    return Run(
+        id=id_,
+        agent=agent,
+        input=run_input,
+        status=RunStatus(status),
+        created_at=created_at,
+        updated_at=updated_at,
+        last_seq=last_seq,
+        cancel_requested=cancel_requested,
+    )
 
 
 def _outbox_rows(rows: list[TupleRow]) -> list[OutboxRow]:

@@ -39,7 +39,8 @@ from agents_run.ports import OutboxRow
 T = TypeVar("T")
 P = ParamSpec("P")
 
-_SCHEMA = """
+_LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     agent TEXT NOT NULL,
@@ -68,13 +69,21 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
     WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS runs_live_by_update ON runs (julianday(updated_at), id)
+    WHERE status IN {_LIVE_STATUSES};
 """
 _PENDING = (
     "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
     " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
 )
 _CLAIMABLE = " AND (o.claimed_by IS NULL OR o.claim_expires < ?)"
-_LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
+_RUN_COLUMNS = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+# Timestamps are ISO text with an offset: julianday() compares instants (to the millisecond)
+# whatever the offset. The literal statuses match the partial index runs_live_by_update.
+_STALE_RUNS = (
+    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN {_LIVE_STATUSES}"
+    " AND julianday(updated_at) < julianday(?) ORDER BY julianday(updated_at), id LIMIT ?"
+)
 
 
 def _dumps(value: JsonObject) -> str:
@@ -216,24 +225,11 @@ class SqliteRunStore:
 
     async def get_run(self, run_id: str) -> Run:
         rows = await self._call(
-            self._read,
-            "SELECT id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
-            " FROM runs WHERE id = ?",
-            (run_id,),
+            self._read, f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
         )
         if not rows:
             raise RunNotFound(run_id)
-        id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = rows[0]
-        return Run(
-            id=id_,
-            agent=agent,
-            input=json.loads(run_input),
-            status=RunStatus(status),
-            created_at=datetime.fromisoformat(created_at),
-            updated_at=datetime.fromisoformat(updated_at),
-            last_seq=last_seq,
-            cancel_requested=bool(cancel_requested),
-        )
+        return _run(rows[0])
 
     async def append_event(
         self,
@@ -306,6 +302,10 @@ class SqliteRunStore:
             raise RunNotFound(run_id)
 
         return await self._call(self._transaction, cancel)
+
+    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
+        rows = await self._call(self._read, _STALE_RUNS, (updated_before.isoformat(), limit))
+        return [_run(row) for row in rows]
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         if run_id is None:
@@ -397,6 +397,20 @@ def _release(connection: sqlite3.Connection, token: str) -> None:
         "UPDATE outbox SET claimed_by = NULL, claim_expires = NULL"
         " WHERE claimed_by = ? AND published_at IS NULL",
         (token,),
+    )
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
+    return Run(
+        id=id_,
+        agent=agent,
+        input=json.loads(run_input),
+        status=RunStatus(status),
+        created_at=datetime.fromisoformat(created_at),
+        updated_at=datetime.fromisoformat(updated_at),
+        last_seq=last_seq,
+        cancel_requested=bool(cancel_requested),
     )
 
 

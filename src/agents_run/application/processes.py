@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
+from agents_run.application.sweep_runs import (
+    DEFAULT_ORPHAN_AFTER,
+    check_orphan_age,
+    sweep_orphaned_runs,
+)
 from agents_run.errors import InvalidArgument
 
 log = logging.getLogger("agents_run.worker")
@@ -24,16 +30,21 @@ async def serve_worker(
     concurrency: int = 1,
     idle_poll: float = 0.5,
     stalled_check_interval: float = 30.0,
+    orphan_after: float = DEFAULT_ORPHAN_AFTER,
+    sweep_interval: float = 60.0,
 ) -> int:
     """Run ``concurrency`` worker loops until ``draining`` is set; return the jobs they ran.
 
     Once ``draining`` is set no new job is taken; runs in progress go on until they end or until
     ``stop`` is set, when they end at their next step (see ``run_worker_once``). An error from
     the infrastructure is logged and retried with backoff instead of ending the process. Every
-    ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers.
+    ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers,
+    and every ``sweep_interval`` seconds the runs with no live job that have not changed for
+    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``).
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
+    check_orphan_age(orphan_after, "orphan_after")
 
     async def worker_loop(index: int) -> int:
         jobs = 0
@@ -51,21 +62,34 @@ async def serve_worker(
             await _wait(draining, backoff)
         return jobs
 
-    async def stalled_checker() -> None:
+    async def every(interval: float, doing: str, chore: Callable[[], Awaitable[object]]) -> None:
         while not draining.is_set():
             try:
-                await get_infra().queue.recover_stalled()
+                await chore()
             except Exception:
-                log.exception("checking for stalled jobs failed; trying again later")
-            await _wait(draining, stalled_check_interval)
+                log.exception("%s failed; trying again later", doing)
+            await _wait(draining, interval)
 
-    checker = asyncio.create_task(stalled_checker())
+    async def recover_stalled_jobs() -> None:
+        await get_infra().queue.recover_stalled()
+
+    async def sweep() -> None:
+        await sweep_orphaned_runs(older_than=orphan_after)
+
+    chores = [
+        asyncio.create_task(
+            every(stalled_check_interval, "checking for stalled jobs", recover_stalled_jobs)
+        ),
+        asyncio.create_task(every(sweep_interval, "sweeping orphaned runs", sweep)),
+    ]
     try:
         return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
     finally:
-        checker.cancel()  # also when a loop raised: the checker ends with the loops
-        with contextlib.suppress(asyncio.CancelledError):
-            await checker
+        for chore in chores:  # also when a loop raised: the chores end with the loops
+            chore.cancel()
+        for chore in chores:
+            with contextlib.suppress(asyncio.CancelledError):
+                await chore
 
 
 async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int:
