@@ -62,10 +62,8 @@ async def test_an_agent_that_never_ends_raises_instead_of_hanging(infra: Infra) 
 
     try:
         run_id = await start_run("endless", {})
-        with pytest.raises(
-            DrainDidNotSettle, match="agent 'endless' yielded more than max_steps=50"
-        ):
-            await run_until_idle(max_steps=50)
+        with pytest.raises(DrainDidNotSettle, match="agent 'endless' yielded more than 50 steps"):
+            await run_until_idle(max_steps_per_run=50)
     finally:
         unregister_agent("endless")
     run = await infra.store.get_run(run_id)
@@ -98,3 +96,29 @@ async def test_a_job_whose_worker_task_was_cancelled_is_run_again(infra: Infra) 
         "RunStarted",
         "RunCancelled",  # what was asked for; without the request it would be WorkerLost
     ]
+
+
+async def test_the_step_limit_per_run_lets_a_run_of_exactly_that_many_steps_finish(
+    infra: Infra,
+) -> None:
+    run_id = await start_run("echo", {"text": "a b c"})
+    assert await run_until_idle(max_steps=1, max_steps_per_run=3) == 1
+    assert (await infra.store.get_run(run_id)).status == "finished"
+
+
+async def test_an_agent_waiting_forever_raises_at_the_timeout(infra: Infra) -> None:
+    @register_agent("waits-forever")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        await asyncio.Event().wait()
+        yield {}
+
+    try:
+        run_id = await start_run("waits-forever", {})
+        with pytest.raises(DrainDidNotSettle, match=r"took longer than timeout=0\.05s"):
+            await run_until_idle(timeout=0.05)
+    finally:
+        unregister_agent("waits-forever")
+    # The cancelled worker failed the job on its way out: it is retried, and the retry ends
+    # the run, which had started, WorkerLost.
+    assert await run_until_idle() == 1
+    assert [e.type for e in await infra.store.read_events(run_id)] == ["RunStarted", "RunFailed"]

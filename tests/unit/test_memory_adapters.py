@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from agents_run import InMemoryEventBus, InMemoryQueue, RunEvent
@@ -57,3 +58,26 @@ async def test_a_job_is_retried_at_once_until_it_failed_max_attempts_times() -> 
         await queue.fail(job, "store down")
     assert attempts == list(range(1, MAX_JOB_ATTEMPTS + 1))
     assert len(queue.failed) == MAX_JOB_ATTEMPTS
+
+
+async def test_recover_stalled_takes_back_only_jobs_whose_taking_task_ended() -> None:
+    queue = InMemoryQueue()
+    await queue.enqueue("run-held")
+    await queue.enqueue("run-lost")
+    release = asyncio.Event()
+
+    async def holds_its_job() -> None:
+        assert await queue.take_next() is not None
+        await release.wait()
+
+    async def drops_its_job() -> None:
+        assert await queue.take_next() is not None  # ends without completing or failing it
+
+    holder = asyncio.create_task(holds_its_job())
+    await asyncio.sleep(0)
+    await asyncio.create_task(drops_its_job())
+    assert await queue.recover_stalled() == ["run-lost"]
+    assert await queue.recover_stalled() == []
+    release.set()
+    await holder
+    assert await queue.recover_stalled() == ["run-held"]

@@ -8,15 +8,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
-from agents_run.application.sweep_runs import (
-    DEFAULT_ORPHAN_AFTER,
-    check_orphan_age,
-    sweep_orphaned_runs,
-)
-from agents_run.errors import InvalidArgument
+from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
 
 log = logging.getLogger("agents_run.worker")
 
@@ -42,9 +38,8 @@ async def serve_worker(
     and every ``sweep_interval`` seconds the runs with no live job that have not changed for
     ``orphan_after`` seconds are ended (``sweep_orphaned_runs``).
     """
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise InvalidArgument(f"concurrency must be an int >= 1, got {concurrency!r}")
-    check_orphan_age(orphan_after, "orphan_after")
+    require_positive_int(concurrency, "concurrency")
+    require_seconds(orphan_after, "orphan_after")
 
     async def worker_loop(index: int) -> int:
         jobs = 0

@@ -1,37 +1,70 @@
 from __future__ import annotations
 
+import asyncio
+
+from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
-from agents_run.errors import DrainDidNotSettle, InvalidArgument
+from agents_run.errors import DrainDidNotSettle
+
+DEFAULT_MAX_STEPS_PER_RUN = 100_000
+DEFAULT_TIMEOUT = 60.0
 
 
-async def run_until_idle(max_steps: int = 10_000) -> int:
+async def run_until_idle(
+    max_steps: int = 10_000,
+    *,
+    max_steps_per_run: int = DEFAULT_MAX_STEPS_PER_RUN,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> int:
     """Alternate worker and publisher until no job is waiting and no outbox row is pending.
 
     Returns the number of steps taken (a step runs at most one job, then publishes the outbox).
-    Each pass first asks the queue to recover jobs whose worker is gone. Errors from the worker
-    or the stores propagate. Where ``max_steps`` passes leave work, or one run's agent yields
-    more than ``max_steps`` steps, raises ``DrainDidNotSettle`` naming what was left instead of
-    running forever.
+    Each step first asks the queue to recover jobs whose worker is gone. Errors from the worker
+    or the stores propagate. Raises ``DrainDidNotSettle``, naming what was left, instead of
+    running forever: where ``max_steps`` steps leave work, where one run's agent yields more
+    than ``max_steps_per_run`` steps, or where it all takes longer than ``timeout`` seconds.
     """
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise InvalidArgument(f"max_steps must be an int >= 1, got {max_steps!r}")
+    require_positive_int(max_steps, "max_steps")
+    require_positive_int(max_steps_per_run, "max_steps_per_run")
+    require_seconds(timeout, "timeout", positive=True)
+    try:
+        async with asyncio.timeout(timeout):
+            steps = await _drain(max_steps, max_steps_per_run)
+    except TimeoutError:
+        raise DrainDidNotSettle(
+            await _what_is_left(f"run_until_idle took longer than timeout={timeout:g}s")
+            + "; an agent waiting for something that never comes, or raise timeout"
+        ) from None
+    if steps is None:
+        raise DrainDidNotSettle(
+            await _what_is_left(f"run_until_idle stopped after max_steps={max_steps}")
+            + "; an agent that enqueues runs forever, or raise max_steps"
+        )
+    return steps
+
+
+async def _drain(max_steps: int, max_steps_per_run: int) -> int | None:
+    """The steps taken until idle, or None where ``max_steps`` steps did not get there."""
     infra = get_infra()
-    steps = 0
-    while steps < max_steps:
+    for steps in range(max_steps):
         await infra.queue.recover_stalled()
-        worked = await run_worker_once(max_steps=max_steps)
+        worked = await run_worker_once(max_steps=max_steps_per_run)
         published = await publish_pending_outbox_events_once()
         if not worked and not published:
             return steps
-        steps += 1
+    counts = await infra.queue.counts()
+    if counts.waiting == 0 and not await infra.store.count_pending_outbox():
+        return max_steps
+    return None
+
+
+async def _what_is_left(stopped: str) -> str:
+    infra = get_infra()
     counts = await infra.queue.counts()
     pending = await infra.store.count_pending_outbox()
-    if counts.waiting == 0 and not pending:
-        return steps
-    raise DrainDidNotSettle(
-        f"run_until_idle stopped after max_steps={max_steps} with work left: "
-        f"{counts.waiting} job(s) waiting, {counts.active} active, {pending} outbox row(s) "
-        "unpublished; an agent that enqueues runs forever, or raise max_steps"
+    return (
+        f"{stopped} with work left: {counts.waiting} job(s) waiting, {counts.active} active, "
+        f"{pending} outbox row(s) unpublished"
     )

@@ -39,7 +39,8 @@ async def run_worker_once(
     step boundary with ``RunFailed`` of type ``WorkerShutdown``, so it never stays running.
     Where the agent yields more than ``max_steps`` steps, ``DrainDidNotSettle`` is raised (and
     the run ends ``WorkerError``): ``run_until_idle`` uses it so that an endless agent cannot
-    keep it going.
+    keep it going. Where this call is cancelled (or the interpreter exits) mid-run, the job is
+    failed on the way out, so that it is retried and the retry ends the run.
     """
     infra = get_infra()
     job = await infra.queue.take_next()
@@ -50,6 +51,11 @@ async def run_worker_once(
     except Exception as error:
         await _record_worker_error(infra, job.run_id, error)
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
+        raise
+    except BaseException as stopped:
+        # Best effort: where even this fails, the queue's stalled-job recovery hands it on.
+        with suppress(Exception):
+            await infra.queue.fail(job, f"the worker was stopped: {type(stopped).__name__}")
         raise
     # On cancellation or interpreter exit the job stays taken: the queue's stalled-job recovery
     # hands it to another worker, which ends the run WorkerLost.
@@ -141,12 +147,6 @@ async def _run_agent(
     steps_taken = 0
     try:
         while True:
-            if max_steps is not None and steps_taken >= max_steps:
-                raise DrainDidNotSettle(
-                    f"run {run_id!r}: agent {agent_name!r} yielded more than max_steps="
-                    f"{max_steps} steps; an agent that never ends, or raise max_steps"
-                )
-            steps_taken += 1
             try:
                 step = await anext(steps)
                 data = ensure_json_object(step, f"step data yielded by agent {agent_name!r}")
@@ -155,6 +155,12 @@ async def _run_agent(
             except Exception as error:
                 await _append(infra, run_id, RUN_FAILED, _error_data(error))
                 return RUN_FAILED
+            steps_taken += 1
+            if max_steps is not None and steps_taken > max_steps:
+                raise DrainDidNotSettle(
+                    f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
+                    "steps; an agent that never ends, or raise the limit"
+                )
             step_event = await _append(infra, run_id, RUN_STEP, data)
             if (await infra.store.get_run(run_id)).cancel_requested:
                 await _append(infra, run_id, RUN_CANCELLED, {})

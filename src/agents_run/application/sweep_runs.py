@@ -11,13 +11,13 @@ cancellation request alone cannot end it either: the sweeper records the end ins
 from __future__ import annotations
 
 import logging
-import math
 from datetime import timedelta
 
+from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
 from agents_run.domain.events import RUN_CANCELLED, RUN_FAILED, Run, RunStatus
 from agents_run.domain.json_data import JsonObject
-from agents_run.errors import InvalidArgument, InvalidTransition, StaleRunState
+from agents_run.errors import InvalidTransition, StaleRunState
 
 log = logging.getLogger("agents_run.sweeper")
 
@@ -37,9 +37,8 @@ async def sweep_orphaned_runs(
     moves meanwhile is left to them. Worker processes call this periodically; calling it from
     several processes at once is safe (each run is ended once).
     """
-    check_orphan_age(older_than)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidArgument(f"limit must be an int >= 1, got {limit!r}")
+    require_seconds(older_than, "older_than")
+    require_positive_int(limit, "limit")
     infra = get_infra()
     cutoff = infra.clock.now() - timedelta(seconds=older_than)
     ended: list[str] = []
@@ -65,18 +64,6 @@ async def sweep_orphaned_runs(
         )
         ended.append(run.id)
     return ended
-
-
-def check_orphan_age(seconds: float, name: str = "older_than") -> None:
-    """Raise ``InvalidArgument`` unless ``seconds`` (the argument ``name``) is a finite number
-    >= 0."""
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not math.isfinite(seconds)
-        or seconds < 0
-    ):
-        raise InvalidArgument(f"{name} must be seconds >= 0, got {seconds!r}")
 
 
 def _ending(run: Run) -> tuple[str, JsonObject]:
