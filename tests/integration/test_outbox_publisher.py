@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from agents_run import (
@@ -82,3 +84,22 @@ async def test_a_failed_publish_keeps_the_row_for_the_next_pass(
     assert [r.event.seq for r in await infra.store.pending_outbox(run_id)] == [2, 3]
     assert await publish_pending_outbox_events_once() == 2
     assert published == [(run_id, 1), (run_id, 2), (run_id, 3)]
+
+
+@leaves_work_on_purpose  # the second batch stays for the next publisher
+async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await start_run("echo", {"text": "a b c"})
+    await run_worker_once()  # 5 rows
+    stop = asyncio.Event()
+    real_publish = infra.bus.publish
+
+    async def publish_then_get_sigterm(event: RunEvent) -> None:
+        await real_publish(event)
+        stop.set()
+
+    monkeypatch.setattr(infra.bus, "publish", publish_then_get_sigterm)
+    monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
+    assert await publish_pending_outbox_events_once(stop=stop) == 2
+    assert await infra.store.count_pending_outbox() == 3

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from agents_run.application.infra import get_infra
 from agents_run.ports import OutboxRow
 
 BATCH_SIZE = 500
 
 
-async def publish_pending_outbox_events_once() -> int:
-    """Publish the rows the outbox holds now, in outbox order; return how many were published."""
-    return await _publish(run_id=None)
+async def publish_pending_outbox_events_once(*, stop: asyncio.Event | None = None) -> int:
+    """Publish the rows the outbox holds now, in outbox order; return how many were published.
+
+    Where ``stop`` is set (a publisher shutting down), returns after the batch in hand.
+    """
+    return await _publish(run_id=None, stop=stop)
 
 
 async def drain_outbox_for_run(run_id: str) -> int:
@@ -19,15 +24,15 @@ async def drain_outbox_for_run(run_id: str) -> int:
     Raises ``RunNotFound`` for an unknown run rather than silently publishing nothing.
     """
     await get_infra().store.get_run(run_id)
-    return await _publish(run_id=run_id)
+    return await _publish(run_id=run_id, stop=None)
 
 
-async def _publish(run_id: str | None) -> int:
+async def _publish(run_id: str | None, stop: asyncio.Event | None) -> int:
     infra = get_infra()
     # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
     budget = await infra.store.count_pending_outbox(run_id)
     published = 0
-    while published < budget:
+    while published < budget and not (stop is not None and stop.is_set()):
         async with infra.store.claim_outbox(
             run_id=run_id, limit=min(BATCH_SIZE, budget - published)
         ) as claim:

@@ -100,7 +100,7 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
     backoff = idle_wait
     while not stop.is_set():
         try:
-            count = await publish_pending_outbox_events_once()
+            count = await publish_pending_outbox_events_once(stop=stop)
             published += count
             backoff = idle_wait
             if count == 0:
