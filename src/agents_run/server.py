@@ -38,7 +38,8 @@ from agents_run.errors import (
 
 log = logging.getLogger("agents_run.server")
 
-_DIGITS = re.compile(r"[0-9]+")
+# Bounded, so int() never meets Python's digit limit: no seq or body length needs more.
+_DIGITS = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _STATUS_OF_ERROR: tuple[tuple[type[AgentsRunError], HTTPStatus], ...] = (
     (RunNotFound, HTTPStatus.NOT_FOUND),
@@ -231,7 +232,14 @@ class HttpApiServer:
                 (code for kind, code in _STATUS_OF_ERROR if isinstance(error, kind)),
                 HTTPStatus.INTERNAL_SERVER_ERROR,
             )
-            await connection.send_error(status, type(error).__name__, str(error))
+            if status is HTTPStatus.INTERNAL_SERVER_ERROR:
+                # Not the client's doing: the details (hosts, users, schemas) go to the log only.
+                log.error("error while serving a request: %s: %s", type(error).__name__, error)
+                await connection.send_error(
+                    status, "InternalServerError", "the server failed to answer; see its log"
+                )
+            else:
+                await connection.send_error(status, type(error).__name__, str(error))
         except Exception:
             if connection.responded:
                 raise

@@ -10,6 +10,7 @@ import pytest
 
 from agents_run import (
     Infra,
+    InfraConfigError,
     InfraUnavailable,
     RunEvent,
     run_until_idle,
@@ -392,6 +393,29 @@ async def test_an_unexpected_error_answers_500_without_its_details(
     assert response.error[0] == "InternalServerError"
     assert "secret" not in response.error[1]
     assert "secret internals" in caplog.text
+
+
+async def test_an_error_of_the_configuration_answers_500_and_goes_to_the_log(
+    server: HttpApiServer,
+    infra: Infra,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def no_schema(run_id: str) -> None:
+        raise InfraConfigError("PostgreSQL at app@db-7:5432 has no agents-run tables")
+
+    monkeypatch.setattr(infra.store, "get_run", no_schema)
+    with caplog.at_level(logging.ERROR, logger="agents_run.server"):
+        response = await request(server.port, "GET", "/runs/run-1")
+    assert response.status == 500
+    assert response.error == ("InternalServerError", "the server failed to answer; see its log")
+    assert "app@db-7" in caplog.text
+
+
+async def test_a_resume_point_too_long_to_be_a_seq_answers_422(server: HttpApiServer) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    response = await request(server.port, "GET", f"/runs/{run_id}/events?from_seq={'9' * 4400}")
+    assert response.status == 422
 
 
 # Shutdown
