@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -19,7 +20,7 @@ from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra, set_infra
 from agents_run.errors import InfraConfigError, InvalidArgument
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
-from agents_run.redaction import redact
+from agents_run.redaction import redact, scrub, secrets_of
 
 if TYPE_CHECKING:
     from agents_run.adapters.postgres_store import PostgresRunStore
@@ -140,9 +141,10 @@ def _build_bus(config: InfraConfig) -> EventBusPort:
     # Imported on demand: processes that use only memory:// never load redis-py or bullmq.
     from agents_run.adapters.redis_bus import RedisEventBus  # noqa: PLC0415
 
-    return RedisEventBus(
-        config.bus_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
-    )
+    with _malformed_as_config_error(BUS_URL, config.bus_url):
+        return RedisEventBus(
+            config.bus_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+        )
 
 
 def _build_queue(config: InfraConfig) -> QueuePort:
@@ -150,9 +152,22 @@ def _build_queue(config: InfraConfig) -> QueuePort:
         return InMemoryQueue()
     from agents_run.adapters.bullmq_queue import BullMQQueue  # noqa: PLC0415  (as in _build_bus)
 
-    return BullMQQueue(
-        config.queue_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
-    )
+    with _malformed_as_config_error(QUEUE_URL, config.queue_url):
+        return BullMQQueue(
+            config.queue_url, key_prefix=config.key_prefix, connect_timeout=config.connect_timeout
+        )
+
+
+@contextmanager
+def _malformed_as_config_error(name: str, url: str) -> Iterator[None]:
+    """redis-py parses the URL's options (``?socket_timeout=...``) only when a client is built."""
+    try:
+        yield
+    except ValueError as error:
+        raise InfraConfigError(
+            f"{name}={redact(url)!r} is malformed ({scrub(str(error), secrets_of(url))}): "
+            f"accepted forms are {_FORMS[name]}"
+        ) from None
 
 
 def _build_store(config: InfraConfig) -> RunStorePort:
@@ -239,11 +254,8 @@ def isolated(config: InfraConfig, namespace: str) -> InfraConfig:
         )
     store_url = config.store_url
     if store_url.lower().startswith("sqlite://"):
-        path = _sqlite_path(store_url)
-        stem, dot, suffix = path.rpartition(".")
-        store_url = (
-            f"sqlite://{stem}-{namespace}.{suffix}" if dot else f"sqlite://{path}-{namespace}"
-        )
+        path = PurePosixPath(_sqlite_path(store_url))
+        store_url = f"sqlite://{path.with_name(f'{path.stem}-{namespace}{path.suffix}')}"
     elif _is_postgres(store_url):
         conninfo, _ = _split_postgres_schema(store_url)
         parts = urlsplit(conninfo)

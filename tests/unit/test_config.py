@@ -178,3 +178,14 @@ def test_isolated_names_an_sqlite_file_after_the_namespace() -> None:
 def test_a_malformed_namespace_is_refused(namespace: str) -> None:
     with pytest.raises(InvalidArgument, match="namespace"):
         isolated(read_config({}), namespace)
+
+
+def test_an_sqlite_namespace_changes_the_file_name_only() -> None:
+    config = read_config({"AGENTS_RUN_STORE_URL": "sqlite:///srv/app.v2/runs"})
+    assert isolated(config, "t_1").store_url == "sqlite:///srv/app.v2/runs-t_1"
+
+
+def test_a_redis_option_that_does_not_parse_is_a_config_error() -> None:
+    with pytest.raises(InfraConfigError, match="AGENTS_RUN_BUS_URL") as raised:
+        load_infra_from_config({"AGENTS_RUN_BUS_URL": "redis://:pw@h:6379/0?socket_timeout=x"})
+    assert ":pw@" not in str(raised.value)
