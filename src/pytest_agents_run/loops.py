@@ -25,9 +25,14 @@ T = TypeVar("T")
 class LoopBoundCleanup(Generic[T]):
     """Runs ``cleanup`` once, on the loop where ``bind`` was last awaited, within ``timeout``."""
 
-    def __init__(self, cleanup: Callable[[], Awaitable[T]], *, timeout: float) -> None:
+    def __init__(
+        self, cleanup: Callable[[], Awaitable[T]], *, timeout: float, single_loop: bool = False
+    ) -> None:
+        """``single_loop``: the ports cannot be used again once their first loop has ended and
+        the cleanup ran there (networked adapters are closed by then); say so clearly."""
         self._cleanup = cleanup
         self._timeout = timeout
+        self._single_loop = single_loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._finaliser: AsyncGenerator[None, None] | None = None
         self._token: object = None  # which finaliser is current (the test may change loops)
@@ -46,6 +51,12 @@ class LoopBoundCleanup(Generic[T]):
         loop = asyncio.get_running_loop()
         if loop is self._loop or self._cleaning:
             return
+        if self._single_loop and self._done:
+            raise RuntimeError(
+                "agents-run: this test used its infra from a second event loop, after the first "
+                "loop ended and closed it (real adapters cannot move between loops); use one "
+                "event loop per test: one asyncio.run, or an async test"
+            )
         # First use, or the test moved to another loop: the cleanup now belongs to this one
         # (an earlier finaliser, its token stale, does nothing when its loop closes it).
         self._loop = loop

@@ -267,7 +267,11 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         )
     trace = Trace()
     # Closed on the loop its ports ran on, which has usually ended by the teardown (loops.py).
-    closing = LoopBoundCleanup(lambda: _close(recorded), timeout=TEARDOWN_TIMEOUT)
+    closing = LoopBoundCleanup(
+        lambda: _close(recorded),
+        timeout=TEARDOWN_TIMEOUT,
+        single_loop=item.config.stash[_settings_key].services is not None,
+    )
     recorded = recording_infra(made, trace, closing.bind)
     set_infra(recorded)
     yield recorded

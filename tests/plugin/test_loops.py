@@ -72,7 +72,7 @@ def test_a_loop_closed_without_closing_its_async_generators_falls_back_quietly()
     assert cleanup.loops[0] is not loop
 
 
-def test_a_test_that_moves_to_another_loop_is_cleaned_up_on_the_last_one() -> None:
+def test_infra_used_on_two_loops_in_turn_is_cleaned_up_on_each() -> None:
     cleanup = Cleanup()
     closing = LoopBoundCleanup(cleanup, timeout=5)
 
@@ -101,3 +101,17 @@ def test_a_cleanup_that_does_not_finish_in_time_says_so() -> None:
     closing = LoopBoundCleanup(Cleanup(delay=5), timeout=0.01)
     with pytest.raises(TimeoutError, match=r"took longer than 0.01s; an adapter did not answer"):
         closing.result()
+
+
+def test_single_loop_infra_used_again_after_its_loop_ended_says_so() -> None:
+    cleanup = Cleanup()
+    closing = LoopBoundCleanup(cleanup, timeout=5, single_loop=True)
+
+    async def use() -> None:
+        await closing.bind()
+
+    asyncio.run(use())
+    with pytest.raises(RuntimeError, match="used its infra from a second event loop"):
+        asyncio.run(use())
+    assert len(cleanup.loops) == 1
+    assert closing.result() == "closed"
