@@ -106,6 +106,7 @@ async def test_the_step_limit_per_run_lets_a_run_of_exactly_that_many_steps_fini
     assert (await infra.store.get_run(run_id)).status == "finished"
 
 
+@pytest.mark.agents_run_memory_only  # a networked queue retries the failed job after a delay
 async def test_an_agent_waiting_forever_raises_at_the_timeout(infra: Infra) -> None:
     @register_agent("waits-forever")
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
