@@ -136,8 +136,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.addinivalue_line(
         "markers",
-        f"{MEMORY_ONLY_MARKER}: this test looks inside the in-memory adapters (agents-run): "
-        "skipped in services mode (--agents-run-services).",
+        f"{MEMORY_ONLY_MARKER}(reason=...): this test needs the in-memory adapters (agents-run): "
+        "skipped in services mode (--agents-run-services), with the reason where given.",
     )
     strict_option = config.getoption("agents_run_strict_leaks")
     services_option = config.getoption("agents_run_services")
@@ -228,13 +228,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.stash[_settings_key].services is not None:
-        skip = pytest.mark.skip(
-            reason=f"{MEMORY_ONLY_MARKER}: looks inside the in-memory adapters, and services "
-            "mode gives real ones"
-        )
         for item in items:
-            if item.get_closest_marker(MEMORY_ONLY_MARKER) is not None:
-                item.add_marker(skip)
+            marker = item.get_closest_marker(MEMORY_ONLY_MARKER)
+            if marker is not None:
+                why = marker.kwargs.get("reason", "looks inside the in-memory adapters")
+                item.add_marker(
+                    pytest.mark.skip(reason=f"{MEMORY_ONLY_MARKER} in services mode: {why}")
+                )
     # A deterministic test gets fresh, traced infra even where it does not ask for it, set up
     # before its other fixtures. (Added here: generate_tests is too early, pytest prunes it.)
     for item in items:

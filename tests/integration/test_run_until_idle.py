@@ -70,7 +70,7 @@ async def test_an_agent_that_never_ends_raises_instead_of_hanging(infra: Infra) 
     assert (run.status, run.last_seq) == ("failed", 52)  # RunStarted, 50 steps, RunFailed
 
 
-@pytest.mark.agents_run_memory_only  # a networked queue recovers only after the lock expires
+@pytest.mark.agents_run_memory_only(reason="a networked queue recovers it after its lock expires")
 async def test_a_job_whose_worker_task_was_cancelled_is_run_again(infra: Infra) -> None:
     started = asyncio.Event()
 
@@ -106,7 +106,7 @@ async def test_the_step_limit_per_run_lets_a_run_of_exactly_that_many_steps_fini
     assert (await infra.store.get_run(run_id)).status == "finished"
 
 
-@pytest.mark.agents_run_memory_only  # a networked queue retries the failed job after a delay
+@pytest.mark.agents_run_memory_only(reason="a networked queue retries a failed job after a delay")
 async def test_an_agent_waiting_forever_raises_at_the_timeout(infra: Infra) -> None:
     @register_agent("waits-forever")
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:

@@ -126,7 +126,7 @@ async def test_cancellation_stops_a_running_run_at_the_next_step(infra: Infra) -
     assert await cancel_run(run_ids[0]) is False
 
 
-@pytest.mark.agents_run_memory_only  # InMemoryQueue.requeue_active plays the dead worker
+@pytest.mark.agents_run_memory_only(reason="InMemoryQueue.requeue_active plays the dead worker")
 async def test_a_job_retaken_after_its_worker_was_lost_fails_the_run_once(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a"})
     job = await infra.queue.take_next()

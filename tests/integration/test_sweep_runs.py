@@ -91,7 +91,7 @@ async def start_run_losing_its_job(infra: Infra, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.mark.deterministic
-@pytest.mark.agents_run_memory_only  # a networked queue spaces the attempts over ~17 minutes
+@pytest.mark.agents_run_memory_only(reason="a networked queue spaces the attempts over ~17 min")
 async def test_a_running_run_whose_job_failed_every_attempt_ends_worker_lost(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:

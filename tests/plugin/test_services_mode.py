@@ -132,7 +132,7 @@ def test_every_loop_style_closes_its_infra_and_removes_its_namespace(
         [
             "*::test_leaves_a_job_and_a_subscription left work in its infra: 1 job not done*"
             "1 subscription open on run-000001*",
-            "*agents_run_memory_only: looks inside the in-memory adapters*",
+            "*agents_run_memory_only in services mode: looks inside the in-memory adapters*",
         ]
     )
     assert_loops_closed_cleanly(result)
