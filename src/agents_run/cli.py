@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -278,8 +279,11 @@ def _orphan_age(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # The long-running processes log a line per run; the one-shot commands only what went wrong.
+    long_running = args.command in {"worker", "publisher", "serve"}
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO if long_running else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         _import_agent_modules(getattr(args, "agents", ""))
@@ -292,12 +296,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 await get_infra().aclose()
 
-        return asyncio.run(run())
+        code = asyncio.run(run())
+        sys.stdout.flush()  # here, so that a reader gone away is noticed below, not at exit
+        return code
     except AgentsRunError as error:
         print(f"agents-run {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`agents-run tail RUN | head`): stop quietly, as `cat` would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -113,3 +113,19 @@ def test_a_short_or_malformed_orphan_age_is_a_usage_error(
 def test_tail_of_an_unknown_run_says_so(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tail", "run-404"]) == 2
     assert "RunNotFound: run 'run-404' not found" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    demo = subprocess.Popen(
+        [*AGENTS_RUN, "demo"],
+        env=MEMORY_ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    assert demo.stdout is not None
+    demo.stdout.close()  # as `agents-run demo | head -1` does, before the demo writes
+    _, err = demo.communicate(timeout=30)
+    assert demo.returncode == 141
+    assert "Traceback" not in err
