@@ -42,9 +42,13 @@ async def sweep_orphaned_runs(
     infra = get_infra()
     cutoff = infra.clock.now() - timedelta(seconds=older_than)
     ended: list[str] = []
-    for run in await infra.store.list_stale_runs(updated_before=cutoff, limit=limit):
-        if await infra.queue.has_live_job(run.id):
+    for listed in await infra.store.list_stale_runs(updated_before=cutoff, limit=limit):
+        if await infra.queue.has_live_job(listed.id):
             continue  # a worker holds it, or will take it: not lost, only slow or waiting
+        # Read again: a cancel_run since the listing asked for RunCancelled, not RunFailed.
+        run = await infra.store.get_run(listed.id)
+        if run.status.is_terminal or run.updated_at >= cutoff:
+            continue
         event_type, data = _ending(run)
         try:
             # The status we read: a worker or cancel_run that moved the run meanwhile wins.
