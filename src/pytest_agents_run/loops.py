@@ -3,20 +3,18 @@
 Networked adapters (redis-py asyncio, BullMQ, a psycopg pool) bind their connections to the loop
 that first used them, and must be closed on it. By the ``infra`` fixture's teardown,
 pytest-asyncio, anyio or ``asyncio.run`` have usually closed that loop already. So on the first
-port call, ``LoopBoundCleanup.bind`` starts an async generator on the running loop: the loop's
-async generator hooks make ``shutdown_asyncgens()`` (called by ``asyncio.run``,
-``asyncio.Runner.close`` and so by pytest-asyncio and anyio, before they close the loop) run its
-``finally`` inside that loop, and there the cleanup runs and its outcome is kept for the
-teardown. A loop still open at teardown (a wider loop scope) runs the cleanup then; only where no
-loop ran the ports, or the loop ended without running its async generators' ``finally``, does
-the cleanup run in a fresh loop.
+port call, ``LoopBoundCleanup.bind`` starts a sentinel task on the running loop that waits
+forever: ``asyncio.run`` and ``asyncio.Runner.close`` (and so pytest-asyncio and anyio) cancel
+every task before they close the loop, and the sentinel then runs the cleanup inside that loop
+and keeps its outcome for the teardown. A loop still open at teardown (a wider loop scope) has
+the sentinel cancelled and run then; only where no loop ran the ports, or the loop was closed
+without cancelling its tasks, does the cleanup run in a fresh loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -34,8 +32,8 @@ class LoopBoundCleanup(Generic[T]):
         self._timeout = timeout
         self._single_loop = single_loop
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._finaliser: AsyncGenerator[None, None] | None = None
-        self._token: object = None  # which finaliser is current (the test may change loops)
+        self._sentinel: asyncio.Task[None] | None = None
+        self._token: object = None  # which sentinel is current (the test may change loops)
         self._cleaning = False
         self._done = False
         self._result: T | None = None
@@ -58,29 +56,28 @@ class LoopBoundCleanup(Generic[T]):
                 "event loop per test: one asyncio.run, or an async test"
             )
         # First use, or the test moved to another loop: the cleanup now belongs to this one
-        # (an earlier finaliser, its token stale, does nothing when its loop closes it).
+        # (an earlier sentinel, its token stale, does nothing when its loop cancels it).
         self._loop = loop
         self._token = token = object()
         self._done = False
         self._result = self._error = None
-        self._finaliser = self._finalise_when_the_loop_ends(token)
-        # Starting it here hands it to this loop's firstiter hook, so shutdown_asyncgens sees it.
-        await anext(self._finaliser)
+        self._sentinel = loop.create_task(
+            self._clean_up_when_cancelled(token), name="agents-run: close the test's infra"
+        )
 
-    async def _finalise_when_the_loop_ends(self, token: object) -> AsyncGenerator[None, None]:
+    async def _clean_up_when_cancelled(self, token: object) -> None:
+        # asyncio.run and asyncio.Runner.close (so pytest-asyncio and anyio) cancel every task
+        # before closing the loop: this one then runs the cleanup inside that loop, beside the
+        # adapters' own tasks. That is early enough for a psycopg pool, whose workers swallow
+        # cancellation and stop only when the pool is closed.
         try:
-            yield
-        finally:
+            await asyncio.get_running_loop().create_future()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
             if token is self._token and not self._done:
-                # The loop refuses (with a ResourceWarning) async generators first iterated
-                # after shutdown_asyncgens began; the cleanup's own ones (context managers in
-                # the adapters) finish before it returns, so nothing need track them.
-                hooks = sys.get_asyncgen_hooks()
-                sys.set_asyncgen_hooks(firstiter=None, finalizer=None)
-                try:
-                    await self._run_cleanup()
-                finally:
-                    sys.set_asyncgen_hooks(*hooks)
+                await self._run_cleanup()
 
     async def _run_cleanup(self) -> None:
         self._cleaning = True
@@ -100,11 +97,12 @@ class LoopBoundCleanup(Generic[T]):
     def result(self) -> T:
         """The cleanup's result, running it now where the loop that used the ports did not
         (still open: on that loop; otherwise in a fresh one). Raises what the cleanup raised."""
-        loop, finaliser = self._loop, self._finaliser
+        loop, sentinel = self._loop, self._sentinel
         loop_waits = loop is not None and not loop.is_closed() and not loop.is_running()
-        if not self._done and finaliser is not None and loop is not None and loop_waits:
-            loop.run_until_complete(finaliser.aclose())
-        self._finaliser = self._token = None
+        if not self._done and sentinel is not None and loop is not None and loop_waits:
+            sentinel.cancel()
+            loop.run_until_complete(sentinel)
+        self._sentinel = self._token = None
         if not self._done:
             with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
                 runner.run(self._run_cleanup())

@@ -62,12 +62,12 @@ def test_without_a_loop_the_cleanup_runs_in_a_fresh_one() -> None:
     assert cleanup.loops[0].is_closed()
 
 
-def test_a_loop_closed_without_closing_its_async_generators_falls_back_quietly() -> None:
+def test_a_loop_closed_without_cancelling_its_tasks_falls_back_quietly() -> None:
     cleanup = Cleanup()
     closing = LoopBoundCleanup(cleanup, timeout=5)
     loop = asyncio.new_event_loop()
     loop.run_until_complete(closing.bind())
-    loop.close()  # no shutdown_asyncgens: the finaliser never ran
+    loop.close()  # its tasks never cancelled: the sentinel never ran
     assert closing.result() == "closed"
     assert cleanup.loops[0] is not loop
 

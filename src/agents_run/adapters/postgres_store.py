@@ -260,9 +260,14 @@ class PostgresRunStore:
                 )
                 try:
                     await pool.open(wait=True, timeout=self._connect_timeout)
-                except psycopg.OperationalError as error:
+                except BaseException as error:
+                    # Its worker tasks run from open() on, ignore cancellation and stop only when
+                    # the pool closes: close it, also when cancelled, or they outlive it (and
+                    # hang asyncio.run, which waits for every task it cancelled).
                     await pool.close(timeout=0)
-                    raise self._unavailable(error) from None
+                    if isinstance(error, psycopg.OperationalError):
+                        raise self._unavailable(error) from None
+                    raise
                 self._pool = pool
             return self._pool
 
