@@ -9,10 +9,12 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
 
 from agents_run import InfraConfigError, InfraUnavailable, InvalidArgument, RunStatus
 from agents_run.adapters.postgres_store import PostgresRunStore
@@ -115,6 +117,33 @@ async def test_a_postgres_schema_never_initialised_says_to_run_db_init(fresh_sch
             await store.create_run(a_run())
     finally:
         await store.aclose()
+
+
+async def test_a_store_cancelled_while_opening_its_pool_leaves_no_pool_task_behind(
+    fresh_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opening = asyncio.Event()
+    real_open = AsyncConnectionPool.open
+
+    async def open_then_stall(self: AsyncConnectionPool[Any], *args: Any, **kwargs: Any) -> None:
+        await real_open(self, wait=False)  # its worker tasks now run
+        opening.set()
+        await asyncio.Event().wait()  # the caller is cancelled here, as at a loop's shutdown
+
+    monkeypatch.setattr(AsyncConnectionPool, "open", open_then_stall)
+    store = PostgresRunStore(postgres_url(), schema=fresh_schema)
+    first_use = asyncio.create_task(store.get_run("run-1"))
+    await asyncio.wait_for(opening.wait(), 10)
+    first_use.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first_use
+    # Told to stop, the pool's workers end: left running, they would keep asyncio.run from ever
+    # closing the loop.
+    pool_tasks = [t for t in asyncio.all_tasks() if t.get_name().startswith("agents-run-")]
+    if pool_tasks:
+        _, running = await asyncio.wait(pool_tasks, timeout=10)
+        assert running == set()
+    await store.aclose()
 
 
 async def test_after_its_connections_die_a_postgres_store_fails_once_then_recovers(
