@@ -1,6 +1,6 @@
 """Real services for tests: where they are, and what to do where one does not answer.
 
-A test that needs a server calls ``require_service`` (or ``postgres_url`` / ``require_redis``):
+A test that needs a server calls ``require_service`` (or ``postgres_url`` / ``redis_url``):
 where the server does not answer it skips with the reason, or fails where
 ``AGENTS_RUN_REQUIRE_SERVICES=1`` (as CI sets it). Each server is probed once per test process.
 """
@@ -95,11 +95,6 @@ def redis_url() -> str:
     """The test Redis (``AGENTS_RUN_TEST_REDIS_URL``), checked to answer."""
     url = os.environ.get(TEST_REDIS_URL, "") or DEFAULT_TEST_REDIS_URL
     return require_service("Redis", url, redis_probe)
-
-
-async def require_redis() -> str:
-    """``redis_url()``, for async fixtures and tests."""
-    return redis_url()
 
 
 def _redis_client(url: str) -> Redis:

@@ -17,7 +17,7 @@ from agents_run.adapters.bullmq_queue import BullMQQueue
 from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 from tests.contract.storages import STORAGES, Storage
-from tests.services import delete_redis_keys, require_redis, unique_prefix
+from tests.services import delete_redis_keys, redis_url, unique_prefix
 
 
 def _one_store(storage: Storage) -> Callable[[], AbstractAsyncContextManager[RunStorePort]]:
@@ -43,7 +43,7 @@ async def memory_queue() -> AsyncIterator[QueuePort]:
 
 @asynccontextmanager
 async def redis_bus() -> AsyncIterator[EventBusPort]:
-    url = await require_redis()
+    url = redis_url()
     prefix = unique_prefix("bus")
     bus = RedisEventBus(url, key_prefix=prefix, connect_timeout=5.0)
     try:
@@ -56,7 +56,7 @@ async def redis_bus() -> AsyncIterator[EventBusPort]:
 
 @asynccontextmanager
 async def bullmq_queue() -> AsyncIterator[QueuePort]:
-    url = await require_redis()
+    url = redis_url()
     prefix = unique_prefix("queue")
     # Retries after 1, 2, 4 ... ms, so that a job can fail all its attempts within a test.
     queue = BullMQQueue(url, key_prefix=prefix, connect_timeout=5.0, retry_delay_ms=1)

@@ -25,7 +25,7 @@ from agents_run.application.agents import unregister_agent
 from agents_run.application.infra import use_infra
 from agents_run.domain.json_data import JsonObject
 from agents_run.ports import QueueCounts
-from tests.services import delete_redis_keys, kill_redis_connections, require_redis, unique_prefix
+from tests.services import delete_redis_keys, kill_redis_connections, redis_url, unique_prefix
 
 pytestmark = pytest.mark.deterministic
 
@@ -34,7 +34,7 @@ DEADLINE = 10.0
 
 @pytest.fixture
 async def redis_infra() -> AsyncIterator[Infra]:
-    url = await require_redis()
+    url = redis_url()
     prefix = unique_prefix("e2e")
     infra = Infra(
         bus=RedisEventBus(url, key_prefix=prefix, connect_timeout=2.0),

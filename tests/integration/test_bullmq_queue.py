@@ -12,7 +12,7 @@ from agents_run import Infra, InMemoryEventBus, InMemoryRunStore, run_worker_onc
 from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
 from agents_run.application.infra import use_infra
 from agents_run.ports import QueueCounts
-from tests.services import delete_redis_keys, require_redis, unique_prefix
+from tests.services import delete_redis_keys, redis_url, unique_prefix
 from tests.tcp_proxy import proxied
 
 pytestmark = pytest.mark.deterministic
@@ -29,7 +29,7 @@ QueueFactory = Callable[..., BullMQQueue]
 @pytest.fixture
 async def new_queue() -> AsyncIterator[QueueFactory]:
     """Makes adapters on one fresh queue, as separate worker processes would have."""
-    default_url = await require_redis()
+    default_url = redis_url()
     prefix = unique_prefix("queue")
     made: list[BullMQQueue] = []
 
@@ -134,7 +134,7 @@ async def test_completing_a_job_that_another_worker_took_over_leaves_it_to_that_
     new_queue: QueueFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     checker = new_queue()
-    async with proxied(await require_redis()) as (proxy, proxied_url):
+    async with proxied(redis_url()) as (proxy, proxied_url):
         cut_off = new_queue(url=proxied_url)
         await cut_off.enqueue("run-1")
         job = await cut_off.take_next()
@@ -157,7 +157,7 @@ async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFact
     assert job is not None
     await queue.fail(job, "RuntimeError: store down")
 
-    inspector = Queue(queue.name, {"connection": await require_redis(), "prefix": queue.key_prefix})
+    inspector = Queue(queue.name, {"connection": redis_url(), "prefix": queue.key_prefix})
     try:
         failed = await inspector.getJob("run-1")
         assert await inspector.getJobState("run-1") == "delayed"  # to be retried

@@ -11,7 +11,7 @@ from agents_run.adapters.redis_bus import RedisEventBus, channel_name
 from tests.services import (
     delete_redis_keys,
     kill_redis_connections,
-    require_redis,
+    redis_url,
     unique_prefix,
 )
 from tests.tcp_proxy import proxied
@@ -27,7 +27,7 @@ def step(seq: int) -> RunEvent:
 
 @pytest.fixture
 async def bus() -> AsyncIterator[RedisEventBus]:
-    url = await require_redis()
+    url = redis_url()
     prefix = unique_prefix("bus")
     adapter = RedisEventBus(url, key_prefix=prefix, connect_timeout=2.0)
     yield adapter
@@ -60,7 +60,7 @@ async def test_a_subscription_whose_connection_drops_resubscribes_and_says_so_on
 async def test_a_subscription_outlives_an_outage_and_resumes_when_the_server_is_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    url = await require_redis()
+    url = redis_url()
     prefix = unique_prefix("bus")
     async with proxied(url) as (proxy, proxied_url):
         bus = RedisEventBus(proxied_url, key_prefix=prefix, connect_timeout=1)
