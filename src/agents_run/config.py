@@ -299,3 +299,26 @@ def load_infra_from_config(env: Mapping[str, str] = os.environ) -> Infra:
     infra = build_infra(read_config(env))
     set_infra(infra)
     return infra
+
+
+def load_infra_for_serving(
+    env: Mapping[str, str] = os.environ, *, max_finished_runs: int | None
+) -> Infra:
+    """``load_infra_from_config`` for a server (``agents-run serve``): random ids and the system
+    clock in every mode (run ids travel in URLs, and must not be guessable), and an in-memory
+    store that keeps at most ``max_finished_runs`` ended runs (None: all)."""
+    config = read_config(env)
+    store = (
+        InMemoryRunStore(max_finished_runs=max_finished_runs)
+        if config.store_url == MEMORY_URL
+        else _build_store(config)
+    )
+    infra = Infra(
+        bus=_build_bus(config),
+        queue=_build_queue(config),
+        store=store,
+        ids=RandomIds(),
+        clock=SystemClock(),
+    )
+    set_infra(infra)
+    return infra

@@ -26,6 +26,8 @@ DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 class SequentialIds:
     """Run ids ``run-000001``, ``run-000002``, ... in creation order."""
 
+    guessable = True  # the HTTP layer refuses to serve such ids unless told it is a test
+
     def __init__(self, prefix: str = "run-") -> None:
         self._prefix = prefix
         self._counter = itertools.count(1)
@@ -200,12 +202,28 @@ class InMemoryOutboxClaim:
     async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
         for row in rows:
             self.store._outbox.pop(row.id, None)
+        if self.store._max_finished_runs is not None:
+            self.store._forget_finished_runs()
 
 
 class InMemoryRunStore:
-    """Runs, events and outbox in dicts; every method is atomic because none of them awaits."""
+    """Runs, events and outbox in dicts; every method is atomic because none of them awaits.
 
-    def __init__(self) -> None:
+    ``max_finished_runs``: keep at most that many ended runs (for a long-running server), the
+    oldest ended forgotten first once its outbox rows are published; None keeps every run.
+    """
+
+    def __init__(self, *, max_finished_runs: int | None = None) -> None:
+        if max_finished_runs is not None and (
+            isinstance(max_finished_runs, bool)
+            or not isinstance(max_finished_runs, int)
+            or max_finished_runs < 0
+        ):
+            raise InvalidArgument(
+                f"max_finished_runs must be an int >= 0 or None, got {max_finished_runs!r}"
+            )
+        self._max_finished_runs = max_finished_runs
+        self._finished: dict[str, None] = {}  # ended runs, in the order they ended
         self._runs: dict[str, _StoredRun] = {}
         self._outbox: dict[int, OutboxRow] = {}
         self._claimed: set[int] = set()
@@ -247,7 +265,20 @@ class InMemoryRunStore:
         row_id = next(self._outbox_ids)
         self._outbox[row_id] = OutboxRow(id=row_id, event=event)
         self._outbox_appended.set()
+        if event.is_terminal and self._max_finished_runs is not None:
+            self._finished[run_id] = None
         return event
+
+    def _forget_finished_runs(self) -> None:
+        """Down to ``max_finished_runs``, oldest first, stopping at one with unpublished rows
+        (its live subscribers may still need it from the store)."""
+        assert self._max_finished_runs is not None
+        while len(self._finished) > self._max_finished_runs:
+            oldest = next(iter(self._finished))
+            if any(row.event.run_id == oldest for row in self._outbox.values()):
+                return
+            del self._finished[oldest]
+            del self._runs[oldest]
 
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None

@@ -1,0 +1,1 @@
+VIEWER_HTML = "<!doctype html><title>agents-run</title>"
