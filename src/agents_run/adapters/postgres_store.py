@@ -44,6 +44,7 @@ from agents_run.adapters.sql_rows import (
     run_from_row,
     run_values,
 )
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
@@ -99,10 +100,8 @@ class PostgresRunStore:
                 f"schema name {schema!r} is malformed: use 1 to 56 lower-case letters, digits "
                 "or underscores, not starting with a digit"
             )
-        if not (math.isfinite(connect_timeout) and connect_timeout > 0):
-            raise InvalidArgument(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
-        if max_connections < 1:
-            raise InvalidArgument(f"max_connections must be >= 1, got {max_connections!r}")
+        require_seconds(connect_timeout, "connect_timeout", positive=True)
+        require_positive_int(max_connections, "max_connections")
         self.schema = schema
         # Shown in pg_stat_activity, so operators see which deployment holds connections.
         self.application_name = f"agents-run:{schema}"

@@ -38,6 +38,7 @@ from agents_run.adapters.sql_rows import (
     run_from_row,
     run_values,
 )
+from agents_run.arguments import require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound
@@ -123,13 +124,9 @@ class SqliteRunStore:
                 f"SQLite path {str(path)!r} is not a file: give a file path, which every "
                 "process of the deployment opens (use memory:// for a store in memory)"
             )
-        for name, value in [
-            ("busy_timeout", busy_timeout),
-            ("claim_lease", claim_lease),
-            ("poll_interval", poll_interval),
-        ]:
-            if not value > 0:
-                raise InvalidArgument(f"{name} must be seconds > 0, got {value!r}")
+        require_seconds(busy_timeout, "busy_timeout", positive=True)
+        require_seconds(claim_lease, "claim_lease", positive=True)
+        require_seconds(poll_interval, "poll_interval", positive=True)
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._claim_lease = claim_lease

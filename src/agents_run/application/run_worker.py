@@ -10,6 +10,7 @@ from contextlib import suppress
 
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
+from agents_run.arguments import require_positive_int
 from agents_run.domain.events import EventType, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.json_data import JsonObject, ensure_json_object
@@ -35,6 +36,8 @@ async def run_worker_once(
     keep it going. Where this call is cancelled (or the interpreter exits) mid-run, the job is
     failed on the way out, so that it is retried and the retry ends the run.
     """
+    if max_steps is not None:
+        require_positive_int(max_steps, "max_steps")
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:

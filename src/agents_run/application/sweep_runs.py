@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import EventType, Run, RunStatus
 from agents_run.domain.failures import FailureType, failure_data
 from agents_run.domain.json_data import JsonObject

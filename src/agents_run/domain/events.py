@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import copy
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agents_run.arguments import require_positive_int
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidTransition, StaleRunState
 
@@ -62,8 +64,7 @@ class RunEvent:
             raise ValueError(
                 f"unknown event type {self.type!r}; one of {sorted(_EVENT_TYPE_VALUES)}"
             )
-        if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 1:
-            raise ValueError(f"seq must be an int >= 1, got {self.seq!r}")
+        require_positive_int(self.seq, "seq")
         ensure_json_object(self.data, f"data of {self.type} event")
 
     @property
@@ -72,6 +73,14 @@ class RunEvent:
 
     def to_json(self) -> JsonObject:
         return {"run_id": self.run_id, "seq": self.seq, "type": self.type, "data": self.data}
+
+    def to_json_text(self) -> str:
+        """The event as compact JSON text, as the bus and the HTTP event stream send it."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json_text(cls, text: str | bytes) -> RunEvent:
+        return cls.from_json(json.loads(text))
 
     @classmethod
     def from_json(cls, payload: JsonObject) -> RunEvent:
