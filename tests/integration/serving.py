@@ -8,10 +8,9 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agents_run import Infra, get_infra
+from agents_run import get_infra
+from agents_run.entrypoints.serve import serve
 from agents_run.http import HttpLimits, create_app
-from agents_run.http.serving import serve
-from pytest_agents_run.recording import open_subscription_run_ids
 from tests.integration.http_client import DEADLINE
 
 LIMITS = HttpLimits(
@@ -32,11 +31,6 @@ async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> Non
         await asyncio.wait_for(poll(), DEADLINE)
     except TimeoutError:
         pytest.fail(f"still not true after {DEADLINE}s: {what}")
-
-
-def open_subscriptions(infra: Infra) -> list[str]:
-    """Run ids of the subscriptions the test's infra has open (on any adapter)."""
-    return list(open_subscription_run_ids(infra))
 
 
 async def serving_in_process(

@@ -7,9 +7,9 @@ import asyncio
 import logging
 from types import TracebackType
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.processes import serve_publisher, serve_worker
+from agents_run.arguments import require_positive_int, require_seconds
 
 log = logging.getLogger("agents_run.worker")
 
@@ -19,9 +19,9 @@ class InProcessWorkers:
     as tasks of the current infra while the block runs.
 
     On exit the worker takes no new job; runs in progress have ``grace`` seconds to end, then
-    stop at their next step (``RunFailed`` of type ``WorkerShutdown``); ``stop_now()`` (a second
-    signal) ends the grace period at once. Then the publisher stops and what the outbox still
-    holds is published once more. Each of these waits is bounded by ``shutdown_timeout``.
+    stop at their next step (``RunFailed`` of type ``WorkerShutdown``); ``stop_now()`` or setting
+    ``stop`` (a second signal) ends the grace period at once. Then the publisher stops and what
+    the outbox still holds is published once more. Each wait is bounded by ``shutdown_timeout``.
     """
 
     def __init__(
@@ -31,6 +31,7 @@ class InProcessWorkers:
         grace: float = 10.0,
         shutdown_timeout: float = 5.0,
         idle_poll: float = 0.1,
+        stop: asyncio.Event | None = None,
     ) -> None:
         require_positive_int(concurrency, "concurrency")
         require_seconds(grace, "grace")
@@ -41,7 +42,7 @@ class InProcessWorkers:
         self._shutdown_timeout = shutdown_timeout
         self._idle_poll = idle_poll
         self._draining = asyncio.Event()
-        self._stop = asyncio.Event()
+        self._stop = stop or asyncio.Event()  # set: runs in progress stop at their next step
         self._publisher_stop = asyncio.Event()
         self._worker: asyncio.Task[int] | None = None
         self._publisher: asyncio.Task[int] | None = None

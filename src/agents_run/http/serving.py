@@ -1,5 +1,5 @@
-"""Running the app on uvicorn: ``running_server`` (an async context manager, for embedding and
-tests) and ``serve`` (what ``agents-run serve`` runs, with the in-process worker)."""
+"""Running the app on uvicorn (``running_server``, for embedding and tests; ``agents-run serve``
+uses it too), and the settings ``agents-run serve`` derives from its options and environment."""
 
 from __future__ import annotations
 
@@ -8,16 +8,14 @@ import contextlib
 import hmac
 import ipaddress
 import logging
-import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from agents_run.application.supervision import InProcessWorkers
 from agents_run.errors import InvalidArgument
 from agents_run.http.protocol import protocol_with
 from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits, end_streams
@@ -124,66 +122,3 @@ def _listen(host: str, port: int) -> socket.socket:
         listener.close()
         raise
     return listener
-
-
-async def serve(
-    app: ASGIApp,
-    host: str,
-    port: int,
-    *,
-    in_process_worker: bool,
-    concurrency: int = 1,
-    grace: float = 10.0,
-    say: Callable[[str], object] = print,
-    stop: asyncio.Event | None = None,
-    stop_signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
-    limits: HttpLimits | None = None,
-    idle_poll: float = 0.1,  # the in-process worker's, between looks at an empty queue
-) -> int:
-    """Serve ``app`` until ``stop`` is set or a stop signal arrives; then shut down gracefully.
-
-    With ``in_process_worker``, ``concurrency`` worker loops and an outbox publisher run in this
-    process too (``InProcessWorkers``: the only way runs make progress on in-memory
-    infrastructure). On shutdown the listener closes and open streams end first; then the
-    workers drain within ``grace`` seconds (a second signal ends that at once).
-    """
-    stop = stop or asyncio.Event()
-    limits = limits or HttpLimits()
-    workers = (
-        InProcessWorkers(
-            concurrency=concurrency,
-            grace=grace,
-            shutdown_timeout=limits.shutdown_timeout,
-            idle_poll=idle_poll,
-        )
-        if in_process_worker
-        else None
-    )
-
-    def on_signal() -> None:
-        if stop.is_set() and workers is not None:
-            workers.stop_now()  # a second signal: do not wait out the grace period
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    installed = []
-    try:
-        for stop_signal in stop_signals:
-            loop.add_signal_handler(stop_signal, on_signal)
-            installed.append(stop_signal)
-        async with contextlib.AsyncExitStack() as stack:
-            if workers is not None:
-                await stack.enter_async_context(workers)
-            async with running_server(app, host, port, limits) as running:
-                mode = (
-                    f"with in-process worker, concurrency {concurrency}"
-                    if workers is not None
-                    else "without in-process worker"
-                )
-                say(f"agents-run serve: listening on {running.url} ({mode})")
-                await stop.wait()
-                say("agents-run serve: shutting down")
-    finally:
-        for stop_signal in installed:
-            loop.remove_signal_handler(stop_signal)
-    return 0
