@@ -220,3 +220,24 @@ async def test_the_serve_command_serves_then_stops_cleanly_on_a_signal(
     assert process.returncode == 0, stderr
     assert stdout == b"agents-run serve: shutting down\n"
     assert b"POST /runs -> 201" in stderr
+
+
+async def test_a_client_that_stops_reading_is_disconnected_after_the_write_timeout(
+    infra: Infra,
+) -> None:
+    limits = HttpLimits(write_timeout=0.2, keepalive_interval=0.05)
+    run_id = await start_run("echo", {"text": ("x" * 10_000 + " ") * 2_000})  # 20 MB of events
+    await run_until_idle()
+    app = create_app(infra, limits=limits, allow_guessable_ids=True)
+    async with running_server(app, "127.0.0.1", 0, limits) as running:
+        _, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        try:
+            writer.write(f"GET /runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            await writer.drain()  # and never read what comes back
+
+            async def disconnected() -> bool:
+                return running.open_connections == 0
+
+            await eventually(disconnected, "the server dropped the client that stopped reading")
+        finally:
+            writer.close()
