@@ -27,7 +27,7 @@ from agents_run.http.openapi import openapi_schema
 from agents_run.http.requests import parse_start_body, read_body, resume_point
 from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits, StreamRegistry
 from agents_run.http.sse import sse_body
-from agents_run.http.viewer import VIEWER_HTML
+from agents_run.http.viewer import viewer_html
 
 
 def create_app(
@@ -104,7 +104,7 @@ class _Api:
         self.streams = streams
 
     async def viewer(self, request: Request) -> Response:
-        return HTMLResponse(VIEWER_HTML, headers={"Content-Security-Policy": _VIEWER_CSP})
+        return HTMLResponse(viewer_html(), headers={"Content-Security-Policy": _VIEWER_CSP})
 
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
