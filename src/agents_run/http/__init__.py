@@ -2,6 +2,7 @@
 on uvicorn. docs/http-api.md describes the API."""
 
 from agents_run.http.app import create_app
-from agents_run.http.settings import AuthHook, HttpLimits, end_streams
+from agents_run.http.settings import AuthHook, HttpLimits
+from agents_run.http.sse import end_streams
 
 __all__ = ["AuthHook", "HttpLimits", "create_app", "end_streams"]

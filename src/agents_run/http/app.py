@@ -25,8 +25,8 @@ from agents_run.http.errors import ApiError
 from agents_run.http.guards import ApiGuard, HostGuard, RequestLog
 from agents_run.http.openapi import openapi_schema
 from agents_run.http.requests import parse_start_body, read_body, resume_point
-from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits, StreamRegistry
-from agents_run.http.sse import sse_body
+from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits
+from agents_run.http.sse import StreamRegistry, sse_body
 from agents_run.http.viewer import viewer_html
 
 
@@ -157,7 +157,7 @@ class _Api:
         if run.status.is_terminal and from_seq > run.last_seq:
             # 204 tells an EventSource to stop reconnecting: nothing will ever follow.
             return Response(status_code=204)
-        body = sse_body(self.infra, run_id, from_seq, self.limits, self.streams.closing)
+        body = sse_body(self.infra, run_id, from_seq, self.limits, self.streams)
         return StreamingResponse(body, headers=_SSE_HEADERS)
 
     async def cancel(self, request: Request) -> Response:

@@ -18,7 +18,8 @@ from starlette.types import ASGIApp
 
 from agents_run.errors import InvalidArgument
 from agents_run.http.protocol import protocol_with
-from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits, end_streams
+from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits
+from agents_run.http.sse import end_streams
 
 log = logging.getLogger("agents_run.http")
 
@@ -114,7 +115,9 @@ async def running_server(
 
 def _listen(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that name it (else Nagle and
+    # delayed ACKs hold each keep-alive answer back 40 ms).
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((host, port))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from starlette.requests import Request
-from starlette.types import ASGIApp
 
 # Called once per request of the API (not for /healthz, /readyz, /openapi.json or the viewer);
 # False, or an awaitable of False, answers 401.
@@ -31,17 +29,3 @@ class HttpLimits:
     poll_interval: float = 1.0  # stream_run re-reads the store after this much bus silence
     ready_timeout: float = 2.0  # for the infra to answer GET /readyz
     shutdown_timeout: float = 5.0  # for open requests to end on shutdown
-
-
-@dataclass
-class StreamRegistry:
-    """The app's open event streams, so that a server shutting down can end them."""
-
-    closing: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-def end_streams(app: ASGIApp) -> None:
-    """End the open event streams of an app made by ``create_app`` (at shutdown: streams never
-    end on their own while a run is quiet). New streams end at once too."""
-    registry: StreamRegistry = app.state.agents_run_streams  # type: ignore[attr-defined]
-    registry.closing.set()

@@ -7,6 +7,9 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp
 
 from agents_run.application.infra import Infra, use_infra
 from agents_run.application.stream_run import stream_run
@@ -19,6 +22,24 @@ log = logging.getLogger("agents_run.http")
 KEEPALIVE = b": keep-alive\n\n"
 _QUEUE_SIZE = 256  # events read ahead of the client, per stream
 _END = object()
+
+
+@dataclass
+class StreamRegistry:
+    """The app's open event streams, so that a server shutting down can end them."""
+
+    closing: bool = False
+    waiting: set[asyncio.Queue[object]] = field(default_factory=set)
+
+
+def end_streams(app: ASGIApp) -> None:
+    """End the open event streams of an app made by ``create_app`` (at shutdown: streams never
+    end on their own while a run is quiet). New streams end at once too."""
+    registry: StreamRegistry = app.state.agents_run_streams  # type: ignore[attr-defined]
+    registry.closing = True
+    for ahead in registry.waiting:
+        with contextlib.suppress(asyncio.QueueFull):  # full: its reader looks at closing anyway
+            ahead.put_nowait(_END)
 
 
 def format_sse(event: RunEvent) -> bytes:
@@ -56,16 +77,16 @@ async def events_resubscribing(
 
 
 async def sse_body(
-    infra: Infra, run_id: str, from_seq: int, limits: HttpLimits, closing: asyncio.Event
+    infra: Infra, run_id: str, from_seq: int, limits: HttpLimits, streams: StreamRegistry
 ) -> AsyncIterator[bytes]:
     """The bytes of the stream: events as they come (those already there in one chunk), a
-    comment while idle; ends after the terminal event, or when ``closing`` is set."""
+    comment while idle; ends after the terminal event, or when the streams are ended."""
     ahead: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
     reader = asyncio.create_task(_read_ahead(infra, run_id, from_seq, limits, ahead))
-    closed = asyncio.create_task(closing.wait())
+    streams.waiting.add(ahead)
     try:
-        while True:
-            item = await _next_item(ahead, closed, limits.keepalive_interval)
+        while not streams.closing:
+            item = await _next_item(ahead, limits.keepalive_interval)
             if item is None:
                 yield KEEPALIVE
                 continue
@@ -83,23 +104,20 @@ async def sse_body(
             if not isinstance(item, RunEvent):
                 return
     finally:
-        for task in (reader, closed):
-            task.cancel()
-        await asyncio.gather(reader, closed, return_exceptions=True)
+        streams.waiting.discard(ahead)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
 
 
-async def _next_item(
-    ahead: asyncio.Queue[object], closed: asyncio.Task[bool], wait: float
-) -> object:
-    """The next queued item; None after ``wait`` seconds of nothing; ``_END`` once closing."""
+async def _next_item(ahead: asyncio.Queue[object], wait: float) -> object:
+    """The next queued item; None after ``wait`` seconds of nothing."""
     if not ahead.empty():
         return ahead.get_nowait()
-    getting = asyncio.ensure_future(ahead.get())
-    done, _ = await asyncio.wait({getting, closed}, timeout=wait, return_when="FIRST_COMPLETED")
-    if getting in done:
-        return getting.result()
-    getting.cancel()
-    return _END if closed in done else None
+    try:
+        async with asyncio.timeout(wait):
+            return await ahead.get()
+    except TimeoutError:
+        return None
 
 
 async def _read_ahead(
