@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Collection
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from agents_run.application.agents import registered_agents
@@ -26,7 +25,7 @@ from agents_run.http.guards import ApiGuard, HostGuard, RequestLog
 from agents_run.http.openapi import openapi_schema
 from agents_run.http.requests import parse_start_body, read_body, resume_point
 from agents_run.http.settings import LOOPBACK_HOSTS, AuthHook, HttpLimits
-from agents_run.http.sse import StreamRegistry, sse_body
+from agents_run.http.sse import EventStreamResponse, StreamRegistry
 from agents_run.http.viewer import viewer_html
 
 
@@ -157,8 +156,7 @@ class _Api:
         if run.status.is_terminal and from_seq > run.last_seq:
             # 204 tells an EventSource to stop reconnecting: nothing will ever follow.
             return Response(status_code=204)
-        body = sse_body(self.infra, run_id, from_seq, self.limits, self.streams)
-        return StreamingResponse(body, headers=_SSE_HEADERS)
+        return EventStreamResponse(self.infra, run_id, from_seq, self.limits, self.streams)
 
     async def cancel(self, request: Request) -> Response:
         with use_infra(self.infra):
@@ -166,9 +164,4 @@ class _Api:
         return JSONResponse({"cancel_requested": requested})
 
 
-_SSE_HEADERS: dict[str, Any] = {
-    "Content-Type": "text/event-stream; charset=utf-8",
-    "Cache-Control": "no-cache",
-    "X-Accel-Buffering": "no",
-}
 _VIEWER_CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agents_run.application.infra import Infra, use_infra
 from agents_run.application.stream_run import stream_run
@@ -20,26 +21,20 @@ from agents_run.http.settings import HttpLimits
 log = logging.getLogger("agents_run.http")
 
 KEEPALIVE = b": keep-alive\n\n"
-_QUEUE_SIZE = 256  # events read ahead of the client, per stream
-_END = object()
 
 
 @dataclass
 class StreamRegistry:
     """The app's open event streams, so that a server shutting down can end them."""
 
-    closing: bool = False
-    waiting: set[asyncio.Queue[object]] = field(default_factory=set)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def end_streams(app: ASGIApp) -> None:
     """End the open event streams of an app made by ``create_app`` (at shutdown: streams never
     end on their own while a run is quiet). New streams end at once too."""
     registry: StreamRegistry = app.state.agents_run_streams  # type: ignore[attr-defined]
-    registry.closing = True
-    for ahead in registry.waiting:
-        with contextlib.suppress(asyncio.QueueFull):  # full: its reader looks at closing anyway
-            ahead.put_nowait(_END)
+    registry.ended.set()
 
 
 def format_sse(event: RunEvent) -> bytes:
@@ -76,62 +71,81 @@ async def events_resubscribing(
             log.debug("stream of %s idle; subscribing afresh", run_id)
 
 
-async def sse_body(
-    infra: Infra, run_id: str, from_seq: int, limits: HttpLimits, streams: StreamRegistry
-) -> AsyncIterator[bytes]:
-    """The bytes of the stream: events as they come (those already there in one chunk), a
-    comment while idle; ends after the terminal event, or when the streams are ended."""
-    ahead: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
-    reader = asyncio.create_task(_read_ahead(infra, run_id, from_seq, limits, ahead))
-    streams.waiting.add(ahead)
-    try:
-        while not streams.closing:
-            item = await _next_item(ahead, limits.keepalive_interval)
-            if item is None:
-                yield KEEPALIVE
-                continue
-            chunk = bytearray()
+class EventStreamResponse(Response):
+    """The run's events sent as they come, each straight from the task that reads them (one
+    wake-up per event), a comment while idle; ends after the terminal event, when the client
+    leaves, or when the app's streams are ended."""
+
+    def __init__(
+        self, infra: Infra, run_id: str, from_seq: int, limits: HttpLimits, streams: StreamRegistry
+    ) -> None:
+        super().__init__(status_code=200)
+        self.infra = infra
+        self.run_id = run_id
+        self.from_seq = from_seq
+        self.limits = limits
+        self.streams = streams
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        sending = asyncio.Lock()  # the pump and the keep-alives write whole frames in turn
+        last_sent = asyncio.get_running_loop().time()
+
+        async def send_body(chunk: bytes) -> None:
+            nonlocal last_sent
+            async with sending:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            last_sent = asyncio.get_running_loop().time()
+
+        pump = asyncio.create_task(self._pump(send_body))
+        gone = asyncio.create_task(_client_gone(receive))
+        ending = asyncio.create_task(self.streams.ended.wait())
+        interval = self.limits.keepalive_interval
+        try:
             while True:
-                if isinstance(item, RunEvent):
-                    chunk += format_sse(item)
-                elif isinstance(item, bytes):
-                    chunk += item  # a StreamError, the last thing sent
-                if not isinstance(item, RunEvent) or ahead.empty():
+                idle = asyncio.get_running_loop().time() - last_sent
+                done, _ = await asyncio.wait(
+                    {pump, gone, ending},
+                    timeout=max(interval - idle, 0.0),
+                    return_when="FIRST_COMPLETED",
+                )
+                if done:
                     break
-                item = ahead.get_nowait()
-            if chunk:
-                yield bytes(chunk)
-            if not isinstance(item, RunEvent):
-                return
-    finally:
-        streams.waiting.discard(ahead)
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+                if asyncio.get_running_loop().time() - last_sent >= interval:
+                    await send_body(KEEPALIVE)
+            if gone not in done:
+                async with sending:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            for task in (pump, gone, ending):
+                task.cancel()
+            await asyncio.gather(pump, gone, ending, return_exceptions=True)
+
+    async def _pump(self, send_body: Callable[[bytes], Awaitable[None]]) -> None:
+        try:
+            with use_infra(self.infra):
+                events = events_resubscribing(self.run_id, self.from_seq, self.limits)
+                async with contextlib.aclosing(events) as open_events:  # type: ignore[type-var]
+                    async for event in open_events:
+                        await send_body(format_sse(event))
+        except AgentsRunError as error:
+            await send_body(stream_error(type(error).__name__, str(error)))
+        except OSError:
+            pass  # the client left while we wrote
+        except Exception:
+            log.exception("unexpected error while streaming run %s", self.run_id)
+            await send_body(
+                stream_error("InternalServerError", "the stream failed; see the server log")
+            )
 
 
-async def _next_item(ahead: asyncio.Queue[object], wait: float) -> object:
-    """The next queued item; None after ``wait`` seconds of nothing."""
-    if not ahead.empty():
-        return ahead.get_nowait()
-    try:
-        async with asyncio.timeout(wait):
-            return await ahead.get()
-    except TimeoutError:
-        return None
+async def _client_gone(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
-async def _read_ahead(
-    infra: Infra, run_id: str, from_seq: int, limits: HttpLimits, ahead: asyncio.Queue[object]
-) -> None:
-    try:
-        with use_infra(infra):
-            async for event in events_resubscribing(run_id, from_seq, limits):
-                await ahead.put(event)
-        await ahead.put(_END)
-    except AgentsRunError as error:
-        await ahead.put(stream_error(type(error).__name__, str(error)))
-    except Exception:
-        log.exception("unexpected error while streaming run %s", run_id)
-        await ahead.put(
-            stream_error("InternalServerError", "the stream failed; see the server log")
-        )
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
