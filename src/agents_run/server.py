@@ -421,8 +421,7 @@ class HttpApiServer:
 
 def format_sse(event: RunEvent) -> bytes:
     """One server-sent event: ``id`` the seq, ``event`` the type, ``data`` the JSON event."""
-    data = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json_text()}\n\n".encode()
 
 
 def _stream_error(type: str, message: str) -> bytes:
