@@ -118,11 +118,11 @@ PLUGIN_MODULE = {"src/pytest_agents_run/architecture_probe.py": '"""Any plugin m
 VIOLATIONS = [
     Violation(
         id="a lower layer imports a higher one",
-        path="src/agents_run/config.py",
+        path="src/agents_run/config/wiring.py",
         line="import agents_run.entrypoints.demo",
         # The entry points import config: going back up closes a cycle too.
         breaks=frozenset({"layers", "no-cycles"}),
-        evidence="agents_run.config -> agents_run.entrypoints.demo",
+        evidence="agents_run.config.wiring -> agents_run.entrypoints.demo",
     ),
     Violation(
         id="a new top-level module sits in no layer",
@@ -156,9 +156,9 @@ VIOLATIONS = [
     Violation(
         id="an entry point imports an adapter",
         path="src/agents_run/entrypoints/cli.py",
-        line="import agents_run.adapters.system",
+        line="import agents_run.adapters.sqlite_store",
         breaks=frozenset({"adapters-wired-by-config"}),
-        evidence="agents_run.entrypoints.cli -> agents_run.adapters.system",
+        evidence="agents_run.entrypoints.cli -> agents_run.adapters.sqlite_store",
     ),
     Violation(
         id="an entry point imports an adapter added later",

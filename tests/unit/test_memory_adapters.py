@@ -13,15 +13,16 @@ from agents_run import (
     InMemoryQueue,
     InMemoryRunStore,
     InvalidArgument,
+    ManualClock,
     RunEvent,
     RunNotFound,
+    SequentialIds,
     publish_pending_outbox_events_once,
     run_until_idle,
     run_worker_once,
     start_run,
     use_infra,
 )
-from agents_run.adapters.memory import ManualClock, SequentialIds
 from agents_run.ports import MAX_JOB_ATTEMPTS
 
 
