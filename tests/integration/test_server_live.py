@@ -222,6 +222,9 @@ async def test_the_serve_command_serves_then_stops_cleanly_on_a_signal(
     assert b"POST /runs -> 201" in stderr
 
 
+@pytest.mark.agents_run_memory_only(
+    reason="the write deadline is the HTTP layer's; 20 MB of events take minutes on PostgreSQL"
+)
 async def test_a_client_that_stops_reading_is_disconnected_after_the_write_timeout(
     infra: Infra,
 ) -> None:
