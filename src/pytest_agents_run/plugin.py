@@ -28,7 +28,7 @@ from agents_run.config import (
     remove_namespace,
 )
 from agents_run.errors import InfraConfigError
-from pytest_agents_run import hookspecs
+from pytest_agents_run import guardrails, hookspecs
 from pytest_agents_run.determinism import (
     RECORD_PROPERTY,
     DeterminismChecker,
@@ -93,6 +93,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "in a fresh namespace (Redis key prefix, PostgreSQL schema, SQLite file) removed after "
         f"the test; tests marked {MEMORY_ONLY_MARKER} are skipped.",
     )
+    guardrails.add_options(parser, group)
     parser.addini(
         "agents_run_services",
         "agents-run: services mode (see --agents-run-services).",
@@ -155,6 +156,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "(remove -p no:repeat)"
         )
     config.stash[_settings_key] = settings
+    guardrails.configure(config)
     if not hasattr(config, "workerinput"):  # an xdist worker only records; the controller compares
         config.pluginmanager.register(DeterminismChecker(), "agents-run-determinism")
 

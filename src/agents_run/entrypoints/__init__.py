@@ -1,0 +1,1 @@
+"""The entry points: the `agents-run` command and what only it uses."""
