@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agents_run.cli import main
+from agents_run.entrypoints.cli import main
 
 SCRIPTS = Path(sysconfig.get_path("scripts"))
 FAKE_LLM = """
