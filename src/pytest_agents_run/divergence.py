@@ -60,19 +60,22 @@ def trace_divergence(
             ]
     elif theirs is not None and actual[first + 1 :] == expected[first:]:
         lines = [
-            f"entry {first + 1}: {actual_name} has one entry more here ({counts}):",
+            f"entry {first + 1}: {actual_name} has one entry more here:",
             f"  {_entry_json(theirs)}",
+            f"  ({counts})",
         ]
     elif ours is not None and expected[first + 1 :] == actual[first:]:
         lines = [
-            f"entry {first + 1}: {actual_name} lacks this entry of {expected_name} ({counts}):",
+            f"entry {first + 1}: {actual_name} lacks this entry of {expected_name}:",
             f"  {_entry_json(ours)}",
+            f"  ({counts})",
         ]
     else:
         lines = [
-            f"entry {first + 1} differs ({counts}):",
+            f"entry {first + 1} differs:",
             f"  {expected_name}: {_entry_json(ours)}",
             f"  {actual_name}: {_entry_json(theirs)}",
+            f"  ({counts})",
         ]
     return [_bounded("  " + line) for line in lines]
 

@@ -74,18 +74,24 @@ def test_one_entry_more_or_less_is_named_as_such() -> None:
     extra = {"op": "enqueue", "run_id": "run-000001"}
     more = trace_divergence([created()], [created(), extra], "a", "b")
     assert more == [
-        "  entry 2: b has one entry more here (the first 1 agree; a recorded 1, b 2):",
+        "  entry 2: b has one entry more here:",
         '    {"op": "enqueue", "run_id": "run-000001"}',
+        "    (the first 1 agree; a recorded 1, b 2)",
     ]
     less = trace_divergence(
         [created(), extra, created("run-000002")], [created(), created("run-000002")], "a", "b"
     )
-    assert less[0] == ("  entry 2: b lacks this entry of a (the first 1 agree; a recorded 3, b 2):")
+    assert less == [
+        "  entry 2: b lacks this entry of a:",
+        '    {"op": "enqueue", "run_id": "run-000001"}',
+        "    (the first 1 agree; a recorded 3, b 2)",
+    ]
 
 
 def test_entries_of_different_operations_are_shown_whole_and_bounded() -> None:
     lines = trace_divergence([step(1, {"text": WORDS})], [created()], "a", "b")
-    assert lines[0] == "  entry 1 differs (none before it agree; a recorded 1, b 1):"
+    assert lines[0] == "  entry 1 differs:"
+    assert lines[3] == "    (none before it agree; a recorded 1, b 1)"
     assert lines[1].startswith('    a: {"data": {"text": "word0 word1')
     assert lines[2].startswith('    b: {"agent": "writer", "input": {}, "op": "create_run"')
     assert all(len(line) <= WIDTH for line in lines)
