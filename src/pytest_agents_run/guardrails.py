@@ -99,6 +99,7 @@ class FixtureGuard:
     @pytest.hookimpl(tryfirst=True)  # before any fixture is set up
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         if isinstance(item, pytest.Function) and self._applies_to(item):
+            self._check_imports(item)
             for chain, fixturedef in _closure(item):
                 where = _definition(fixturedef)
                 if where is not None and self._is_mock(where[0]):
@@ -115,6 +116,17 @@ class FixtureGuard:
                     place = self._place(item, *where) if where else "?"
                     self._fail(item, _Found(chain[-1], chain, place, gives[0]))
 
+    def _check_imports(self, item: pytest.Function) -> None:
+        """The test's module holds a double it imported (what lint-imports reports too)."""
+        for name, value in vars(item.module).items():
+            found = _double_in(value) if not inspect.ismodule(value) else _module_file(value)
+            if found is not None and self._is_mock(found[1]):
+                pytest.fail(
+                    f"agents-run guardrails: {item.nodeid}: its module imports {name} "
+                    f"({found[0]}), a unit-test double.\n{self._rule(item)}",
+                    pytrace=False,
+                )
+
     def _applies_to(self, item: pytest.Function) -> bool:
         return any(item.path.is_relative_to(folder) for folder in self.integration)
 
@@ -126,7 +138,6 @@ class FixtureGuard:
         return f"{_shown(path, item.config.rootpath)}:{line}"
 
     def _fail(self, item: pytest.Item, found: _Found) -> None:
-        root = item.config.rootpath
         through = f" (through {' -> '.join(found.chain)})" if len(found.chain) > 1 else ""
         what = (
             f"gives it a {found.gives}, a unit-test double"
@@ -135,14 +146,19 @@ class FixtureGuard:
         )
         pytest.fail(
             f"agents-run guardrails: {item.nodeid} uses the fixture {found.fixture!r}{through}, "
-            f"defined at {found.where}, which {what}.\n"
+            f"defined at {found.where}, which {what}.\n{self._rule(item)}",
+            pytrace=False,
+        )
+
+    def _rule(self, item: pytest.Item) -> str:
+        root = item.config.rootpath
+        return (
             f"The rule: integration and end-to-end tests "
             f"({', '.join(_shown(path, root) for path in self.integration)}) never use the unit "
             f"tests' doubles ({', '.join(_shown(path, root) for path in self.unit_mocks)}), "
             "neither by import nor through a fixture; set by the ini settings "
             f"{UNIT_MOCKS_INI} and {INTEGRATION_INI} (agents-run guardrails init).\n"
-            "Use the real adapter through the infra fixture, or move the test to the unit tests.",
-            pytrace=False,
+            "Use the real adapter through the infra fixture, or move the test to the unit tests."
         )
 
 
@@ -183,6 +199,11 @@ def _double_in(value: object) -> tuple[str, Path] | None:
     if file is None:
         return None
     return f"{defining.__module__}.{defining.__qualname__}", Path(file).resolve()
+
+
+def _module_file(module: object) -> tuple[str, Path] | None:
+    file = getattr(module, "__file__", None)
+    return None if file is None else (getattr(module, "__name__", "?"), Path(file).resolve())
 
 
 @dataclass(eq=False)

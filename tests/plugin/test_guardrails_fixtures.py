@@ -105,6 +105,25 @@ def test_a_double_made_by_a_fixture_defined_elsewhere_is_caught_by_its_class(
     )
 
 
+def test_an_integration_test_importing_a_double_fails_too(pytester: pytest.Pytester) -> None:
+    make_project(
+        pytester,
+        test_llm=(
+            "from tests.unit.mocks.llm import FakeLLM\n\n"
+            "def test_llm():\n    assert FakeLLM().complete('hi') == 'ok'\n"
+        ),
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*agents-run guardrails: tests/integration/test_llm.py::test_llm: its module imports "
+            "FakeLLM (tests.unit.mocks.llm.FakeLLM), a unit-test double.",
+            "The rule: integration and end-to-end tests*",
+        ]
+    )
+
+
 def test_integration_tests_with_their_own_fixtures_pass(pytester: pytest.Pytester) -> None:
     make_project(
         pytester,

@@ -114,18 +114,42 @@ def test_a_second_init_changes_nothing(project: Path) -> None:
     assert files_of(project) == before
 
 
-def test_after_init_an_integration_test_importing_a_unit_mock_fails_lint_imports(
+def test_after_init_an_integration_test_importing_a_unit_mock_fails_lint_imports_and_pytest(
     project: Path,
 ) -> None:
     init(project)
     assert lint_imports(project).returncode == 0
-    write(project, {"tests/integration/test_llm.py": "from tests.unit.mocks.llm import FakeLLM\n"})
+    assert run_pytest(project).returncode == 0
+    write(
+        project,
+        {
+            "tests/integration/test_llm.py": (
+                "from tests.unit.mocks.llm import FakeLLM\n\n"
+                "def test_llm():\n    assert FakeLLM().complete('hi') == 'ok'\n"
+            )
+        },
+    )
     result = lint_imports(project)
     assert result.returncode == 1
     assert "Integration and end-to-end tests never import unit test doubles BROKEN" in (
         result.stdout
     )
     assert "tests.integration.test_llm -> tests.unit.mocks.llm" in result.stdout
+    tests = run_pytest(project)
+    assert tests.returncode == 1
+    assert "test_llm.py::test_llm: its module imports FakeLLM" in tests.stdout
+
+
+def run_pytest(root: Path) -> subprocess.CompletedProcess[str]:
+    """pytest in the project, with the settings init wrote (``-m``: the root on the path)."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_check_reports_what_is_missing_then_nothing_then_drift(project: Path) -> None:
