@@ -180,3 +180,20 @@ def test_deterministic_tests_with_golden_traces_repeat_against_the_same_file(
     traces = json.loads((project.path / "test_greeting.traces.json").read_text())
     assert sorted(traces) == ["test_greets", "test_greets_twice"]  # one section for 3 repeats
     project.runpytest("-p", "no:randomly", "--repeat-deterministic=3").assert_outcomes(passed=4)
+
+
+def test_the_normalise_hook_masks_a_volatile_value_before_the_comparison(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest(
+        """
+        def pytest_agents_run_normalize_trace_entry(entry, item):
+            if entry["op"] == "create_run":
+                entry["input"]["name"] = "<name>"
+        """
+    )
+    project.makepyfile(test_greeting=GREETER)
+    record(project)
+    assert '"input": {"name": "<name>"}' in (project.path / "test_greeting.traces.json").read_text()
+    project.makepyfile(test_greeting=GREETER.replace('"ada"', '"eve"'))
+    project.runpytest("-p", "no:randomly").assert_outcomes(passed=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -363,15 +364,27 @@ def test_a_layout_it_does_not_understand_is_a_named_error(
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="pre-commit needs git")
-def test_the_pre_commit_hook_fails_a_commit_that_imports_a_unit_mock(project: Path) -> None:
-    """The hook builds its own environment with import-linter (pre-commit caches it), so it works
-    whichever environment the team uses; a src/ layout is found too."""
+def test_the_pre_commit_hook_fails_a_commit_that_imports_a_unit_mock(
+    project: Path, pytestconfig: pytest.Config
+) -> None:
+    """The hook builds its own environment with import-linter, so it works whichever environment
+    the team uses; a src/ layout is found too."""
     write(project, {"src/shop/__init__.py": ""})
     init(project)
+    # pre-commit builds the hook's environment once (from the package index) and reuses it: keep
+    # it in pytest's cache, so that later runs of this suite reuse it too.
+    home = pytestconfig.cache.mkdir("pre-commit-home") if pytestconfig.cache else project / ".pc"
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home)}
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            list(command), cwd=project, capture_output=True, text=True, timeout=600, check=False
+            list(command),
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
 
     run("git", "init", "--quiet", ".")
