@@ -21,7 +21,6 @@ from agents_run import (
 )
 from agents_run.adapters.bullmq_queue import BullMQQueue
 from agents_run.adapters.redis_bus import RedisEventBus
-from agents_run.application.agents import unregister_agent
 from agents_run.application.infra import use_infra
 from agents_run.domain.json_data import JsonObject
 from agents_run.ports import QueueCounts
@@ -72,23 +71,20 @@ async def test_a_stream_survives_a_killed_subscription_with_every_seq_once(
             if len(received) == 3:
                 first_half_received.set()
 
-    try:
-        async with asyncio.timeout(DEADLINE):
-            run_id = await start_run("pauses-halfway", {})
-            stream = asyncio.create_task(follow(run_id))
-            worker = asyncio.create_task(run_worker_once())
-            await halfway.wait()
-            assert await drain_outbox_for_run(run_id) == 3
-            await first_half_received.wait()
+    async with asyncio.timeout(DEADLINE):
+        run_id = await start_run("pauses-halfway", {})
+        stream = asyncio.create_task(follow(run_id))
+        worker = asyncio.create_task(run_worker_once())
+        await halfway.wait()
+        assert await drain_outbox_for_run(run_id) == 3
+        await first_half_received.wait()
 
-            bus = redis_infra.bus
-            assert await kill_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
-            resume.set()
-            assert await worker is True
-            assert await drain_outbox_for_run(run_id) == 3  # published while resubscribing
-            await stream
-    finally:
-        unregister_agent("pauses-halfway")
+        bus = redis_infra.bus
+        assert await kill_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
+        resume.set()
+        assert await worker is True
+        assert await drain_outbox_for_run(run_id) == 3  # published while resubscribing
+        await stream
 
     assert [(e.seq, e.type) for e in received] == [
         (1, "RunStarted"),
