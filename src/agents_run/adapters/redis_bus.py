@@ -12,7 +12,6 @@ subscription that falls too far behind answers ``None`` once in the same way.
 from __future__ import annotations
 
 import asyncio
-import json
 
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS, open_redis, unavailable
 from agents_run.adapters.redis_subscriber import (
@@ -20,6 +19,7 @@ from agents_run.adapters.redis_subscriber import (
     RedisSubscription,
     SharedSubscriber,
 )
+from agents_run.arguments import require_seconds
 from agents_run.domain.events import RunEvent
 
 __all__ = ["RedisEventBus", "RedisSubscription", "channel_name"]
@@ -46,6 +46,7 @@ class RedisEventBus:
         connect_timeout: float = 5.0,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
     ) -> None:
+        require_seconds(connect_timeout, "connect_timeout", positive=True)
         self.url = url
         self.key_prefix = key_prefix
         self.connect_timeout = connect_timeout
@@ -62,7 +63,7 @@ class RedisEventBus:
 
     async def publish(self, event: RunEvent) -> None:
         channel = channel_name(self.key_prefix, event.run_id)
-        payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        payload = event.to_json_text()
         try:
             await self.client.publish(channel, payload)
         except CONNECTION_ERRORS:

@@ -14,7 +14,6 @@ only while a subscription is open.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter, deque
 from collections.abc import AsyncIterator
@@ -24,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS
+from agents_run.arguments import require_positive_int
 from agents_run.domain.events import RunEvent
 
 log = logging.getLogger("agents_run.redis_bus")
@@ -101,11 +101,9 @@ class SharedSubscriber:
     """The bus's one subscriber connection and the task that reads it (see the module doc)."""
 
     def __init__(self, client: Redis, *, connect_timeout: float, buffer_limit: int) -> None:
-        if buffer_limit < 1:
-            raise ValueError(f"buffer_limit must be >= 1, got {buffer_limit}")
         self._client = client
         self.connect_timeout = connect_timeout
-        self.buffer_limit = buffer_limit
+        self.buffer_limit = require_positive_int(buffer_limit, "buffer_limit")
         self._channels: dict[str, _Channel] = {}
         # SUBSCRIBE commands not yet answered per channel: a channel is confirmed by the reply to
         # its latest one, never by a stale reply to one sent before an UNSUBSCRIBE.
@@ -279,7 +277,7 @@ class SharedSubscriber:
 
 def _decode(data: bytes | str, channel: str) -> RunEvent | None:
     try:
-        return RunEvent.from_json(json.loads(data))
+        return RunEvent.from_json_text(data)
     except (ValueError, KeyError, TypeError) as error:
         log.warning("ignored a malformed message on %s: %s", channel, error)
         return None
