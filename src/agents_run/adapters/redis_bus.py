@@ -86,8 +86,12 @@ class RedisEventBus:
         return subscription
 
     def open_subscriptions(self) -> list[str]:
-        """Run ids with a subscription still open (one entry per subscription)."""
-        return sorted(subscription.run_id for subscription in self.subscriber.subscriptions())
+        """Run ids with a subscription open, its subscribe having returned (one entry each)."""
+        return sorted(
+            subscription.run_id
+            for subscription in self.subscriber.subscriptions()
+            if subscription.started
+        )
 
     async def aclose(self) -> None:
         for subscription in self.subscriber.subscriptions():
