@@ -180,3 +180,11 @@ async def test_a_dropped_connection_resubscribes_every_live_run_each_told_once(
     assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
     for subscription in subscriptions:
         await subscription.aclose()
+
+
+async def test_many_subscriptions_closing_at_once_close_cleanly(bus: RedisEventBus) -> None:
+    for _ in range(3):
+        subscriptions = await asyncio.gather(*(bus.subscribe(f"run-{n}") for n in range(50)))
+        await asyncio.gather(*(subscription.aclose() for subscription in subscriptions))
+        assert bus.open_subscriptions() == []
+        assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 0

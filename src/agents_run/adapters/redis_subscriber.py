@@ -217,8 +217,9 @@ class SharedSubscriber:
             finally:
                 if self._reader is asyncio.current_task():
                     self._connection_lost()
-                if self._pubsub is pubsub:
-                    self._pubsub = None
+                async with self._send_lock:  # no (UN)SUBSCRIBE is being written on it any more
+                    if self._pubsub is pubsub:
+                        self._pubsub = None
                 # Closing the connection ends its subscriptions on the server; no reply to await.
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
