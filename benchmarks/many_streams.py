@@ -77,7 +77,11 @@ async def measure(infra: Infra, load: Load) -> None:
 
     async def consume(run_id: str) -> None:
         nonlocal delivered
-        async for _ in stream_run(run_id, idle_timeout=600, poll_interval=poll):
+        expected_seq = 1
+        async for event in stream_run(run_id, idle_timeout=600, poll_interval=poll):
+            if event.seq != expected_seq:
+                raise AssertionError(f"{run_id}: seq {event.seq} where {expected_seq} was due")
+            expected_seq += 1
             delivered += 1
 
     before = resident_kib()
