@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
@@ -21,6 +21,12 @@ from tests.tcp_proxy import proxied
 pytestmark = pytest.mark.deterministic
 
 WAIT = 2.0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10 * WAIT):
+        while not condition():  # noqa: ASYNC110 - the subscriber offers no event to wait on
+            await asyncio.sleep(0.01)
 
 
 def step(seq: int) -> RunEvent:
@@ -188,3 +194,30 @@ async def test_many_subscriptions_closing_at_once_close_cleanly(bus: RedisEventB
         await asyncio.gather(*(subscription.aclose() for subscription in subscriptions))
         assert bus.open_subscriptions() == []
         assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 0
+
+
+async def test_a_connection_that_goes_silent_is_pinged_then_replaced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = redis_url()
+    prefix = unique_prefix("bus")
+    async with proxied(url) as (proxy, proxied_url):
+        bus = RedisEventBus(
+            proxied_url, key_prefix=prefix, connect_timeout=0.5, keepalive_interval=0.1
+        )
+        try:
+            subscription = await bus.subscribe("run-1")
+            proxy.blackhole = True  # nothing arrives, nothing is closed: only a PING can tell
+            await until(lambda: bus.subscriber.connections_opened >= 2)  # gave up on the first
+            assert "no answer to PING" in caplog.text
+            assert not bus.subscriber.listening
+
+            proxy.blackhole = False
+            await until(lambda: bus.subscriber.listening)
+            assert await subscription.next_event(WAIT) is None  # back, and maybe with a gap
+            await bus.publish(step(2))
+            assert await subscription.next_event(WAIT) == step(2)
+            await subscription.aclose()
+        finally:
+            await bus.aclose()
+            await delete_redis_keys(url, prefix)

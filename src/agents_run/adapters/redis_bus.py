@@ -16,6 +16,7 @@ import asyncio
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS, open_redis, unavailable
 from agents_run.adapters.redis_subscriber import (
     DEFAULT_BUFFER_LIMIT,
+    DEFAULT_KEEPALIVE_INTERVAL,
     RedisSubscription,
     SharedSubscriber,
 )
@@ -36,6 +37,8 @@ class RedisEventBus:
     ``publish`` or ``subscribe`` within ``connect_timeout`` seconds (a publish is tried twice).
     ``buffer_limit``: how many events a subscription holds for a reader slower than the
     publisher before it drops them and answers ``None`` (its stream re-reads the store).
+    ``keepalive_interval``: after this many seconds without a message the subscriber connection
+    is PINGed, and reopened where no answer comes within ``connect_timeout``.
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class RedisEventBus:
         key_prefix: str,
         connect_timeout: float = 5.0,
         buffer_limit: int = DEFAULT_BUFFER_LIMIT,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
     ) -> None:
         require_seconds(connect_timeout, "connect_timeout", positive=True)
         self.url = url
@@ -58,7 +62,10 @@ class RedisEventBus:
             client_name=self.client_name,
         )
         self.subscriber = SharedSubscriber(
-            self.client, connect_timeout=connect_timeout, buffer_limit=buffer_limit
+            self.client,
+            connect_timeout=connect_timeout,
+            buffer_limit=buffer_limit,
+            keepalive_interval=keepalive_interval,
         )
 
     async def publish(self, event: RunEvent) -> None:

@@ -6,8 +6,9 @@ closes. One task reads the connection and hands each message to every subscripti
 channel, each with a bounded buffer of its own: a subscription that falls ``buffer_limit`` events
 behind drops what it holds and answers ``None`` once, as after a reconnection, so that its stream
 re-reads the store (the source of truth) instead of the process growing without bound or the
-others waiting for it. A dropped connection is reopened with a backoff of at most
-``RECONNECT_DELAY_MAX`` seconds and every live channel subscribed again. The reading task runs
+others waiting for it. A dropped connection (or one silent for ``keepalive_interval`` that
+does not answer a PING) is reopened with a backoff of at most ``RECONNECT_DELAY_MAX`` seconds and
+every live channel subscribed again. The reading task runs
 only while a subscription is open.
 """
 
@@ -23,12 +24,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS
-from agents_run.arguments import require_positive_int
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import RunEvent
 
 log = logging.getLogger("agents_run.redis_bus")
 
 DEFAULT_BUFFER_LIMIT = 1000
+DEFAULT_KEEPALIVE_INTERVAL = 30.0
 RECONNECT_DELAY_MIN = 0.05
 RECONNECT_DELAY_MAX = 1.0
 
@@ -100,9 +102,19 @@ class _Channel:
 class SharedSubscriber:
     """The bus's one subscriber connection and the task that reads it (see the module doc)."""
 
-    def __init__(self, client: Redis, *, connect_timeout: float, buffer_limit: int) -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        connect_timeout: float,
+        buffer_limit: int,
+        keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL,
+    ) -> None:
         self._client = client
         self.connect_timeout = connect_timeout
+        self.keepalive_interval = require_seconds(
+            keepalive_interval, "keepalive_interval", positive=True
+        )
         self.buffer_limit = require_positive_int(buffer_limit, "buffer_limit")
         self._channels: dict[str, _Channel] = {}
         # SUBSCRIBE commands not yet answered per channel: a channel is confirmed by the reply to
@@ -116,6 +128,13 @@ class SharedSubscriber:
         # Figures for operators and tests: connections opened, buffers dropped by slow readers.
         self.connections_opened = 0
         self.fell_behind = 0
+
+    @property
+    def listening(self) -> bool:
+        """True while the connection is up and the server has confirmed every live channel."""
+        return self._pubsub is not None and all(
+            channel.confirmed.is_set() for channel in self._channels.values()
+        )
 
     def subscriptions(self) -> list[RedisSubscription]:
         return [member for channel in self._channels.values() for member in channel.members]
@@ -238,9 +257,21 @@ class SharedSubscriber:
         return True
 
     async def _dispatch_messages(self, pubsub: PubSub) -> None:
+        pinged = False
         while True:
-            message = await pubsub.get_message(timeout=None)
+            # A connection that died without a word (a lost network) shows only as silence:
+            # after keepalive_interval of it, a PING must be answered within connect_timeout.
+            wait = self.connect_timeout if pinged else self.keepalive_interval
+            message = await pubsub.get_message(timeout=wait)
             if message is None:
+                if pinged:
+                    raise ConnectionError(f"no answer to PING within {wait:g}s")
+                async with self._send_lock:
+                    await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "pong":
                 continue
             name = message["channel"].decode()
             if message["type"] == "message":
