@@ -25,6 +25,7 @@ from agents_run.config import (
     load_infra_from_config,
     read_config,
 )
+from agents_run.entrypoints import guardrails
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="modules to import first; they register agents with register_agent",
     )
 
+    guardrails.add_command(commands)
     demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
     demo.set_defaults(handler=_demo)
 
@@ -326,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "guardrails":  # file work only: no agents, no infra
+            return guardrails.run(args)
         _import_agent_modules(getattr(args, "agents", ""))
         if args.command == "serve":
             load_infra_for_serving(max_finished_runs=args.max_finished_runs)
