@@ -235,11 +235,12 @@ class RecordingRunStore(_TransparentProxy):
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         await self._recording_bind()
         try:
             event: RunEvent = await self.__wrapped__.append_event(
-                run_id, type, data, at=at, expected_status=expected_status
+                run_id, type, data, at=at, expected_status=expected_status, attempt=attempt
             )
         except Exception as error:
             self._recording_trace.record_raised("append_event", error, run_id=run_id, type=type)
@@ -269,6 +270,23 @@ class RecordingRunStore(_TransparentProxy):
             raise
         self._recording_trace.record("request_cancel", run_id=run_id, requested=requested)
         return requested
+
+    # Leases are not traced: renewals happen on the wall clock, as often as a run takes, and
+    # what a lease decides (who may append) shows in the appends that are.
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        await self._recording_bind()
+        run: Run | None = await self.__wrapped__.acquire_lease(run_id, at=at, until=until)
+        return run
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        await self._recording_bind()
+        renewed: bool = await self.__wrapped__.renew_lease(run_id, attempt, until=until)
+        return renewed
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        await self._recording_bind()
+        runs: list[Run] = await self.__wrapped__.list_lapsed_leases(at=at, limit=limit)
+        return runs
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         await self._recording_bind()

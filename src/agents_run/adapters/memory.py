@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.events import Run, RunEvent, RunStatus, check_attempt, status_after
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidArgument, RunNotFound, StaleRunState
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
@@ -233,9 +233,11 @@ class InMemoryRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         stored = self._stored(run_id)
         run = stored.run
+        check_attempt(run_id, run.attempt, attempt)
         if expected_status is not None and run.status != expected_status:
             raise StaleRunState(
                 f"run {run_id!r} is {run.status.value}, not {expected_status.value}"
@@ -262,6 +264,31 @@ class InMemoryRunStore:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
         return True
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        stored = self._stored(run_id)
+        run = stored.run
+        if run.status.is_terminal or run.lease_is_live(at):
+            return None
+        stored.run = replace(run, attempt=run.attempt + 1, lease_until=until)
+        return stored.run
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        stored = self._stored(run_id)
+        if stored.run.status.is_terminal or stored.run.attempt != attempt:
+            return False
+        stored.run = replace(stored.run, lease_until=until)
+        return True
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        lapsed = [
+            stored.run
+            for stored in self._runs.values()
+            if stored.run.status is RunStatus.RUNNING
+            and stored.run.lease_until is not None
+            and not stored.run.lease_is_live(at)
+        ]
+        return sorted(lapsed, key=lambda run: (run.lease_until or at, run.id))[:limit]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         stale = [

@@ -37,7 +37,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.events import Run, RunEvent, RunStatus, check_attempt, status_after
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     InfraConfigError,
@@ -67,7 +67,11 @@ class _Statements:
         # Literals, not a parameter: the planner uses the partial index only for a predicate
         # it can see at planning time. (Status values are fixed identifiers: nothing to quote.)
         live_statuses = "(" + ", ".join(f"'{status}'" for status in _LIVE_STATUSES) + ")"
-        run_columns = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+        run_columns = (
+            "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at,"
+            " attempt, lease_until"
+        )
+        returning = f" RETURNING {run_columns}"
 
         self.schema = [
             q("CREATE SCHEMA IF NOT EXISTS {s}"),
@@ -110,6 +114,13 @@ class _Statements:
                 "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
                 f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
             ),
+            # Added by a later version: `db init` on an older schema adds them.
+            q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0"),
+            q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS lease_until timestamptz"),
+            q(
+                "CREATE INDEX IF NOT EXISTS runs_running_by_lease ON {s}.runs"
+                " (lease_until, id COLLATE \"C\") WHERE status = 'running'"
+            ),
         ]
         self.create_run = q(
             "INSERT INTO {s}.runs"
@@ -123,7 +134,21 @@ class _Statements:
             ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
         )
         self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
-        self.lock_run = q("SELECT status, last_seq FROM {s}.runs WHERE id = %s FOR UPDATE")
+        self.lock_run = q("SELECT status, last_seq, attempt FROM {s}.runs WHERE id = %s FOR UPDATE")
+        # The row lock of the UPDATE makes taking a lease atomic across processes.
+        self.acquire_lease = q(
+            "UPDATE {s}.runs SET attempt = attempt + 1, lease_until = %(until)s"
+            f" WHERE id = %(run_id)s AND status IN {live_statuses}"
+            " AND (lease_until IS NULL OR lease_until <= %(at)s)" + returning
+        )
+        self.renew_lease = q(
+            "UPDATE {s}.runs SET lease_until = %s"
+            f" WHERE id = %s AND attempt = %s AND status IN {live_statuses} RETURNING id"
+        )
+        self.list_lapsed_leases = q(
+            f"SELECT {run_columns} FROM {{s}}.runs WHERE status = 'running'"
+            ' AND lease_until <= %s ORDER BY lease_until, id COLLATE "C" LIMIT %s'
+        )
         # One round trip: data-modifying CTEs always run, and NOTIFY is delivered on commit.
         self.append_event = q(
             "WITH appended AS ("
@@ -371,6 +396,7 @@ class PostgresRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(self._statements.lock_run, (run_id,))
@@ -378,6 +404,7 @@ class PostgresRunStore:
             if row is None:
                 raise RunNotFound(run_id)
             status, last_seq = RunStatus(row[0]), row[1]
+            check_attempt(run_id, row[2], attempt)
             if expected_status is not None and status != expected_status:
                 raise StaleRunState(
                     f"run {run_id!r} is {status.value}, not {expected_status.value}"
@@ -397,6 +424,32 @@ class PostgresRunStore:
                 },
             )
         return event
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.acquire_lease, {"run_id": run_id, "at": at, "until": until}
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                await self._check_exists(connection, run_id)
+                return None
+        return _run(row)
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.renew_lease, (until, run_id, attempt)
+            )
+            if await cursor.fetchone() is not None:
+                return True
+            await self._check_exists(connection, run_id)
+        return False
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(self._statements.list_lapsed_leases, (at, limit))
+            return [_run(row) for row in await cursor.fetchall()]
 
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None
@@ -544,7 +597,18 @@ class PostgresRunStore:
 
 
 def _run(row: TupleRow) -> Run:
-    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
+    (
+        id_,
+        agent,
+        run_input,
+        status,
+        cancel_requested,
+        last_seq,
+        created_at,
+        updated_at,
+        attempt,
+        lease_until,
+    ) = row
     return Run(
         id=id_,
         agent=agent,
@@ -554,6 +618,8 @@ def _run(row: TupleRow) -> Run:
         updated_at=updated_at,
         last_seq=last_seq,
         cancel_requested=cancel_requested,
+        attempt=attempt,
+        lease_until=lease_until,
     )
 
 

@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.events import Run, RunEvent, RunStatus, check_attempt, status_after
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound, StaleRunState
 from agents_run.ports import OutboxRow
@@ -49,7 +49,9 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    lease_until TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -72,17 +74,30 @@ CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
 CREATE INDEX IF NOT EXISTS runs_live_by_update ON runs (julianday(updated_at), id)
     WHERE status IN {_LIVE_STATUSES};
 """
+# Columns a later version added, for files created before: (name, definition).
+_ADDED_RUN_COLUMNS = [("attempt", "INTEGER NOT NULL DEFAULT 0"), ("lease_until", "TEXT")]
+_LEASE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS runs_running_by_lease ON runs (julianday(lease_until), id)"
+    " WHERE status = 'running'"
+)
 _PENDING = (
     "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
     " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
 )
 _CLAIMABLE = " AND (o.claimed_by IS NULL OR o.claim_expires < ?)"
-_RUN_COLUMNS = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+_RUN_COLUMNS = (
+    "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at, attempt,"
+    " lease_until"
+)
 # Timestamps are ISO text with an offset: julianday() compares instants (to the millisecond)
 # whatever the offset. The literal statuses match the partial index runs_live_by_update.
 _STALE_RUNS = (
     f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN {_LIVE_STATUSES}"
     " AND julianday(updated_at) < julianday(?) ORDER BY julianday(updated_at), id LIMIT ?"
+)
+_LAPSED_LEASES = (
+    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status = 'running'"
+    " AND julianday(lease_until) <= julianday(?) ORDER BY julianday(lease_until), id LIMIT ?"
 )
 
 
@@ -157,6 +172,7 @@ class SqliteRunStore:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.executescript(_SCHEMA)
+                _add_missing_columns(connection)
             except sqlite3.Error as error:
                 raise self._unavailable(error) from None
             self._connection = connection
@@ -239,14 +255,16 @@ class SqliteRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         def append(connection: sqlite3.Connection) -> RunEvent:
             row = connection.execute(
-                "SELECT status, last_seq FROM runs WHERE id = ?", (run_id,)
+                "SELECT status, last_seq, attempt FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
             status, last_seq = RunStatus(row[0]), row[1]
+            check_attempt(run_id, row[2], attempt)
             if expected_status is not None and status != expected_status:
                 raise StaleRunState(
                     f"run {run_id!r} is {status.value}, not {expected_status.value}"
@@ -302,6 +320,40 @@ class SqliteRunStore:
             raise RunNotFound(run_id)
 
         return await self._call(self._transaction, cancel)
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        def acquire(connection: sqlite3.Connection) -> Run | None:
+            rows = connection.execute(
+                "UPDATE runs SET attempt = attempt + 1, lease_until = ?"
+                f" WHERE id = ? AND status IN {_LIVE_STATUSES}"
+                " AND (lease_until IS NULL OR julianday(lease_until) <= julianday(?))"
+                f" RETURNING {_RUN_COLUMNS}",
+                (until.isoformat(), run_id, at.isoformat()),
+            ).fetchall()
+            if rows:
+                return _run(rows[0])
+            _check_exists(connection, run_id)
+            return None
+
+        return await self._call(self._transaction, acquire)
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        def renew(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE runs SET lease_until = ?"
+                f" WHERE id = ? AND attempt = ? AND status IN {_LIVE_STATUSES}",
+                (until.isoformat(), run_id, attempt),
+            )
+            if cursor.rowcount:
+                return True
+            _check_exists(connection, run_id)
+            return False
+
+        return await self._call(self._transaction, renew)
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        rows = await self._call(self._read, _LAPSED_LEASES, (at.isoformat(), limit))
+        return [_run(row) for row in rows]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         rows = await self._call(self._read, _STALE_RUNS, (updated_before.isoformat(), limit))
@@ -400,8 +452,32 @@ def _release(connection: sqlite3.Connection, token: str) -> None:
     )
 
 
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_RUN_COLUMNS:
+        if name not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+    connection.execute(_LEASE_INDEX)
+
+
+def _check_exists(connection: sqlite3.Connection, run_id: str) -> None:
+    if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        raise RunNotFound(run_id)
+
+
 def _run(row: tuple[Any, ...]) -> Run:
-    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
+    (
+        id_,
+        agent,
+        run_input,
+        status,
+        cancel_requested,
+        last_seq,
+        created_at,
+        updated_at,
+        attempt,
+        lease_until,
+    ) = row
     return Run(
         id=id_,
         agent=agent,
@@ -411,6 +487,8 @@ def _run(row: tuple[Any, ...]) -> Run:
         updated_at=datetime.fromisoformat(updated_at),
         last_seq=last_seq,
         cancel_requested=bool(cancel_requested),
+        attempt=attempt,
+        lease_until=None if lease_until is None else datetime.fromisoformat(lease_until),
     )
 
 

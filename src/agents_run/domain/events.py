@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import InvalidTransition
+from agents_run.errors import InvalidTransition, StaleAttempt
 
 RUN_STARTED = "RunStarted"
 RUN_STEP = "RunStep"
@@ -79,6 +79,14 @@ class Run:
     updated_at: datetime
     last_seq: int = 0
     cancel_requested: bool = False
+    # The fencing token: how many times a worker took the run. Only the attempt holding the
+    # lease may append; ``lease_until`` is when that lease runs out unless renewed.
+    attempt: int = 0
+    lease_until: datetime | None = None
+
+    def lease_is_live(self, at: datetime) -> bool:
+        """True while a worker's lease on this run has not run out at ``at``."""
+        return self.lease_until is not None and self.lease_until > at
 
 
 _NEXT_STATUS: dict[tuple[RunStatus, str], RunStatus] = {
@@ -90,6 +98,19 @@ _NEXT_STATUS: dict[tuple[RunStatus, str], RunStatus] = {
     (RunStatus.RUNNING, RUN_FAILED): RunStatus.FAILED,
     (RunStatus.RUNNING, RUN_CANCELLED): RunStatus.CANCELLED,
 }
+
+
+def check_attempt(run_id: str, current: int, attempt: int | None) -> None:
+    """Fencing: an append that names an attempt is refused unless it is the run's current one.
+
+    Every store calls this inside its append, before ``status_after``, so a worker whose lease
+    was taken over can never write to the run again.
+    """
+    if attempt is not None and attempt != current:
+        raise StaleAttempt(
+            f"run {run_id!r} is held by attempt {current}, not {attempt}: its lease ran out "
+            "and another worker took the run"
+        )
 
 
 def status_after(status: RunStatus, event_type: str) -> RunStatus:
