@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -15,12 +16,12 @@ from collections.abc import Sequence
 
 from agents_run.application.agents import registered_agents
 from agents_run.application.cancel_run import cancel_run
-from agents_run.application.infra import get_infra
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS, get_infra, set_infra
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
-from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
+from agents_run.config import LEASE_SECONDS, MEMORY_URL, load_infra_from_config, read_config
 from agents_run.demo import run_demo
 from agents_run.errors import AgentsRunError, InvalidArgument
 from agents_run.formatting import format_event
@@ -68,10 +69,13 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
     _on_shutdown_signals(draining, stop, grace=args.grace)
+    if args.lease_seconds is not None:
+        set_infra(dataclasses.replace(get_infra(), lease_seconds=args.lease_seconds))
     log.info(
-        "worker started: concurrency %d, agents %s; runs with no live job end after %gs",
+        "worker started: concurrency %d, agents %s; lease %gs; runs with no live job end after %gs",
         args.concurrency,
         ", ".join(registered_agents()),
+        get_infra().lease_seconds,
         args.orphan_after,
     )
     jobs = await serve_worker(
@@ -188,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"job: its job failed every attempt or was lost (default {DEFAULT_ORPHAN_AFTER:g}, "
         f"at least {MIN_ORPHAN_AFTER:g})",
     )
+    worker.add_argument(
+        "--lease-seconds",
+        type=_lease_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long this worker holds a run without renewing it; another worker takes a run "
+        f"over about this long after its worker died (default {LEASE_SECONDS} or "
+        f"{DEFAULT_LEASE_SECONDS:g})",
+    )
     worker.set_defaults(handler=_worker)
 
     publisher = commands.add_parser(
@@ -262,6 +275,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
+
+
+def _lease_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 3600], got {text!r}")
+    return seconds
 
 
 def _orphan_age(text: str) -> float:

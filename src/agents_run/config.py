@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
 from agents_run.adapters.system import RandomIds, SystemClock
-from agents_run.application.infra import Infra, set_infra
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS, Infra, set_infra
 from agents_run.errors import InfraConfigError, InvalidArgument
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 from agents_run.redaction import redact, scrub, secrets_of
@@ -30,6 +30,7 @@ QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
 STORE_URL = "AGENTS_RUN_STORE_URL"
 KEY_PREFIX = "AGENTS_RUN_KEY_PREFIX"
 CONNECT_TIMEOUT = "AGENTS_RUN_CONNECT_TIMEOUT"
+LEASE_SECONDS = "AGENTS_RUN_LEASE_SECONDS"
 
 MEMORY_URL = "memory://"
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -47,6 +48,7 @@ class InfraConfig:
     store_url: str
     key_prefix: str
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
     @property
     def is_all_memory(self) -> bool:
@@ -79,21 +81,22 @@ def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
         queue_url=urls[QUEUE_URL],
         store_url=urls[STORE_URL],
         key_prefix=key_prefix,
-        connect_timeout=_read_timeout(env),
+        connect_timeout=_read_seconds(env, CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, 300),
+        lease_seconds=_read_seconds(env, LEASE_SECONDS, DEFAULT_LEASE_SECONDS, 3600),
     )
 
 
-def _read_timeout(env: Mapping[str, str]) -> float:
-    raw = env.get(CONNECT_TIMEOUT, "")
+def _read_seconds(env: Mapping[str, str], name: str, default: float, most: float) -> float:
+    raw = env.get(name, "")
     if not raw:
-        return DEFAULT_CONNECT_TIMEOUT
+        return default
     try:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 300:
+    if not 0 < seconds <= most:
         raise InfraConfigError(
-            f"{CONNECT_TIMEOUT}={raw!r} is malformed: give seconds as a number in (0, 300]"
+            f"{name}={raw!r} is malformed: give seconds as a number in (0, {most:g}]"
         )
     return seconds
 
@@ -131,8 +134,15 @@ def build_infra(config: InfraConfig) -> Infra:
     queue = _build_queue(config)
     store = _build_store(config)
     if config.is_all_memory:
-        return Infra(bus=bus, queue=queue, store=store)
-    return Infra(bus=bus, queue=queue, store=store, ids=RandomIds(), clock=SystemClock())
+        return Infra(bus=bus, queue=queue, store=store, lease_seconds=config.lease_seconds)
+    return Infra(
+        bus=bus,
+        queue=queue,
+        store=store,
+        ids=RandomIds(),
+        clock=SystemClock(),
+        lease_seconds=config.lease_seconds,
+    )
 
 
 def _build_bus(config: InfraConfig) -> EventBusPort:
@@ -234,6 +244,7 @@ def config_env(config: InfraConfig) -> dict[str, str]:
         STORE_URL: config.store_url,
         KEY_PREFIX: config.key_prefix,
         CONNECT_TIMEOUT: str(config.connect_timeout),
+        LEASE_SECONDS: str(config.lease_seconds),
     }
 
 

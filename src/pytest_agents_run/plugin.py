@@ -187,7 +187,9 @@ def _services_infra(request: pytest.FixtureRequest, services: InfraConfig) -> In
     built = build_infra(config)
     # The infra's own ids and clock (SequentialIds, ManualClock), not the configured random
     # ones: run ids repeat in every fresh namespace, so repeats can be compared.
-    return Infra(bus=built.bus, queue=built.queue, store=built.store)
+    return Infra(
+        bus=built.bus, queue=built.queue, store=built.store, lease_seconds=built.lease_seconds
+    )
 
 
 def fresh_namespace(config: pytest.Config) -> str:

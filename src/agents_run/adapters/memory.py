@@ -123,6 +123,8 @@ class InMemoryQueue:
         self._active: dict[str, Job] = {}
         self._takers: dict[str, asyncio.Task[object] | None] = {}
         self._known: set[str] = set()
+        # Takes whose job was handed to another taker: ending them does nothing (as in BullMQ).
+        self._handed_on: set[tuple[str, int]] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
 
@@ -141,13 +143,22 @@ class InMemoryQueue:
         return job
 
     async def complete(self, job: Job) -> None:
-        self.completed.append(self._finish(job))
+        if not self._was_handed_on(job):
+            self.completed.append(self._finish(job))
 
     async def fail(self, job: Job, error: str) -> None:
+        if self._was_handed_on(job):
+            return
         failed = self._finish(job)
         self.failed.append((failed, error))
         if failed.attempt < MAX_JOB_ATTEMPTS:
             self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
+
+    def _was_handed_on(self, job: Job) -> bool:
+        if (job.run_id, job.attempt) in self._handed_on:
+            self._handed_on.discard((job.run_id, job.attempt))
+            return True
+        return False
 
     def _finish(self, job: Job) -> Job:
         try:
@@ -165,6 +176,7 @@ class InMemoryQueue:
         for run_id in run_ids:
             job = self._active.pop(run_id)
             self._takers.pop(run_id, None)
+            self._handed_on.add((run_id, job.attempt))
             stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
         return stalled

@@ -10,17 +10,19 @@ from contextlib import suppress
 
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
+from agents_run.application.leases import acquire_lease, held_attempt, holding_lease
 from agents_run.domain.events import (
     RUN_CANCELLED,
     RUN_FAILED,
     RUN_FINISHED,
     RUN_STARTED,
     RUN_STEP,
+    Run,
     RunEvent,
     RunStatus,
 )
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import DrainDidNotSettle, StaleRunState
+from agents_run.errors import DrainDidNotSettle, StaleAttempt, StaleRunState
 from agents_run.ports import Job
 
 log = logging.getLogger("agents_run.worker")
@@ -49,7 +51,6 @@ async def run_worker_once(
     try:
         await _execute(infra, job, stop, max_steps)
     except Exception as error:
-        await _record_worker_error(infra, job.run_id, error)
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
         raise
     except BaseException as stopped:
@@ -74,6 +75,8 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
                 "message": f"the worker failed: {type(error).__name__}: {error}",
             },
         )
+    except StaleAttempt:
+        raise
     except Exception as also:
         log.warning(
             "run %s: could not record RunFailed after %s (%s); the job is failed and a retry "
@@ -90,39 +93,72 @@ async def _execute(
     run = await infra.store.get_run(job.run_id)
     if run.status.is_terminal:
         return  # cancelled while queued, or finished by a worker whose job was retried
+    taken = await acquire_lease(infra, job.run_id)
+    if taken is None:
+        if not (await infra.store.get_run(job.run_id)).status.is_terminal:
+            # The queue handed the job out again (this worker's Redis lock lapsed, say), but
+            # the worker holding the run still renews its lease: leave the run to it.
+            log.info("run %s is held by a live worker; this take of its job leaves it", run.id)
+        return
+    await execute_taken_run(infra, taken, stop=stop, max_steps=max_steps)
+
+
+async def execute_taken_run(
+    infra: Infra, run: Run, *, stop: asyncio.Event | None = None, max_steps: int | None = None
+) -> None:
+    """Execute ``run``, just taken with ``acquire_lease``, holding its lease meanwhile.
+
+    Where another worker takes the run over meanwhile (this one's lease lapsed), the store
+    refuses this worker's next append and the run is dropped here with one log line.
+    """
+    try:
+        async with holding_lease(infra, run):
+            try:
+                await _execute_held(infra, run, stop, max_steps)
+            except StaleAttempt:
+                raise
+            except Exception as error:
+                await _record_worker_error(infra, run.id, error)
+                raise
+    except StaleAttempt as taken_over:
+        log.info("run %s dropped by this worker: %s", run.id, taken_over)
+
+
+async def _execute_held(
+    infra: Infra, run: Run, stop: asyncio.Event | None, max_steps: int | None
+) -> None:
     if run.status is RunStatus.RUNNING:
-        # A previous worker took this job and was lost mid-run; its steps are recorded but its
+        # A previous worker took this run and was lost mid-run; its steps are recorded but its
         # agent's state is gone, so the honest end is a failure that says so (or the
         # cancellation that was asked for meanwhile).
         if run.cancel_requested:
-            await _append(infra, job.run_id, RUN_CANCELLED, {})
+            await _append(infra, run.id, RUN_CANCELLED, {})
             return
         await _append(
             infra,
-            job.run_id,
+            run.id,
             RUN_FAILED,
             {
                 "error_type": "WorkerLost",
-                "message": f"the worker running attempt {job.attempt - 1} stopped before the run "
+                "message": f"the worker running attempt {run.attempt - 1} stopped before the run "
                 "ended; start a new run to retry",
             },
         )
+        log.warning("run %s ended WorkerLost: attempt %d stopped mid-run", run.id, run.attempt - 1)
         return
     if run.cancel_requested:
         # cancel_run may have recorded RunCancelled between our read and this append.
         with suppress(StaleRunState):
-            await _append(infra, job.run_id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
+            await _append(infra, run.id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
         return
     try:
         await _append(
-            infra, job.run_id, RUN_STARTED, {"agent": run.agent}, expected_status=RunStatus.QUEUED
+            infra, run.id, RUN_STARTED, {"agent": run.agent}, expected_status=RunStatus.QUEUED
         )
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
     log.info("run %s started (agent %s)", run.id, run.agent)
-    terminal = await _run_agent(
-        infra, job.run_id, run.agent, run.input, stop=stop, max_steps=max_steps
-    )
+    terminal = await _run_agent(infra, run.id, run.agent, run.input, stop=stop, max_steps=max_steps)
     log.info("run %s ended: %s", run.id, terminal)
 
 
@@ -198,5 +234,10 @@ async def _append(
     expected_status: RunStatus | None = None,
 ) -> RunEvent:
     return await infra.store.append_event(
-        run_id, type, data, at=infra.clock.now(), expected_status=expected_status
+        run_id,
+        type,
+        data,
+        at=infra.clock.now(),
+        expected_status=expected_status,
+        attempt=held_attempt(),
     )
