@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -339,6 +339,7 @@ def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
     )
 
 
-def open_subscription_run_ids(infra: Infra) -> Sequence[str]:
+def open_subscription_run_ids(infra: Infra) -> list[str]:
+    """Run ids of the subscriptions a test's recorded infra has open, on any adapter."""
     bus = infra.bus
-    return bus.open_subscription_run_ids() if isinstance(bus, RecordingEventBus) else ()
+    return bus.open_subscription_run_ids() if isinstance(bus, RecordingEventBus) else []

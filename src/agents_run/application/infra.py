@@ -15,7 +15,7 @@ from agents_run.adapters.memory import (
     ManualClock,
     SequentialIds,
 )
-from agents_run.application.arguments import require_seconds
+from agents_run.arguments import require_seconds
 from agents_run.ports import Clock, EventBusPort, IdGenerator, QueuePort, RunStorePort
 
 # Another worker takes a run within about this long of its worker's crash (see leases.py).

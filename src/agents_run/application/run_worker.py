@@ -11,16 +11,9 @@ from contextlib import suppress
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
 from agents_run.application.leases import acquire_lease, held_attempt, holding_lease
-from agents_run.domain.events import (
-    RUN_CANCELLED,
-    RUN_FAILED,
-    RUN_FINISHED,
-    RUN_STARTED,
-    RUN_STEP,
-    Run,
-    RunEvent,
-    RunStatus,
-)
+from agents_run.arguments import require_positive_int
+from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
+from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import DrainDidNotSettle, StaleAttempt, StaleRunState
 from agents_run.ports import Job
@@ -44,6 +37,8 @@ async def run_worker_once(
     keep it going. Where this call is cancelled (or the interpreter exits) mid-run, the job is
     failed on the way out, so that it is retried and the retry ends the run.
     """
+    if max_steps is not None:
+        require_positive_int(max_steps, "max_steps")
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:
@@ -69,11 +64,10 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
         await _append(
             infra,
             run_id,
-            RUN_FAILED,
-            {
-                "error_type": "WorkerError",
-                "message": f"the worker failed: {type(error).__name__}: {error}",
-            },
+            EventType.RUN_FAILED,
+            failure_data(
+                FailureType.WORKER_ERROR, f"the worker failed: {type(error).__name__}: {error}"
+            ),
         )
     except StaleAttempt:
         raise
@@ -132,28 +126,34 @@ async def _execute_held(
         # agent's state is gone, so the honest end is a failure that says so (or the
         # cancellation that was asked for meanwhile).
         if run.cancel_requested:
-            await _append(infra, run.id, RUN_CANCELLED, {})
+            await _append(infra, run.id, EventType.RUN_CANCELLED, {})
             return
         await _append(
             infra,
             run.id,
-            RUN_FAILED,
-            {
-                "error_type": "WorkerLost",
-                "message": f"the worker running attempt {run.attempt - 1} stopped before the run "
-                "ended; start a new run to retry",
-            },
+            EventType.RUN_FAILED,
+            failure_data(
+                FailureType.WORKER_LOST,
+                f"the worker running attempt {run.attempt - 1} stopped before the run ended; "
+                "start a new run to retry",
+            ),
         )
         log.warning("run %s ended WorkerLost: attempt %d stopped mid-run", run.id, run.attempt - 1)
         return
     if run.cancel_requested:
         # cancel_run may have recorded RunCancelled between our read and this append.
         with suppress(StaleRunState):
-            await _append(infra, run.id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
+            await _append(
+                infra, run.id, EventType.RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED
+            )
         return
     try:
         await _append(
-            infra, run.id, RUN_STARTED, {"agent": run.agent}, expected_status=RunStatus.QUEUED
+            infra,
+            run.id,
+            EventType.RUN_STARTED,
+            {"agent": run.agent},
+            expected_status=RunStatus.QUEUED,
         )
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
@@ -170,7 +170,7 @@ async def _run_agent(
     *,
     stop: asyncio.Event | None,
     max_steps: int | None,
-) -> str:
+) -> EventType:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
     Only the agent's own errors end the run with RunFailed; store and queue errors propagate.
@@ -178,8 +178,8 @@ async def _run_agent(
     try:
         steps = get_agent(agent_name)(copy.deepcopy(input))
     except Exception as error:
-        await _append(infra, run_id, RUN_FAILED, _error_data(error))
-        return RUN_FAILED
+        await _append(infra, run_id, EventType.RUN_FAILED, failure_of(error))
+        return EventType.RUN_FAILED
     steps_taken = 0
     try:
         while True:
@@ -189,46 +189,42 @@ async def _run_agent(
             except StopAsyncIteration:
                 break
             except Exception as error:
-                await _append(infra, run_id, RUN_FAILED, _error_data(error))
-                return RUN_FAILED
+                await _append(infra, run_id, EventType.RUN_FAILED, failure_of(error))
+                return EventType.RUN_FAILED
             steps_taken += 1
             if max_steps is not None and steps_taken > max_steps:
                 raise DrainDidNotSettle(
                     f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
                     "steps; an agent that never ends, or raise the limit"
                 )
-            step_event = await _append(infra, run_id, RUN_STEP, data)
+            step_event = await _append(infra, run_id, EventType.RUN_STEP, data)
             if (await infra.store.get_run(run_id)).cancel_requested:
-                await _append(infra, run_id, RUN_CANCELLED, {})
-                return RUN_CANCELLED
+                await _append(infra, run_id, EventType.RUN_CANCELLED, {})
+                return EventType.RUN_CANCELLED
             if stop is not None and stop.is_set():
                 await _append(
                     infra,
                     run_id,
-                    RUN_FAILED,
-                    {
-                        "error_type": "WorkerShutdown",
-                        "message": f"the worker was stopped after seq {step_event.seq}; "
+                    EventType.RUN_FAILED,
+                    failure_data(
+                        FailureType.WORKER_SHUTDOWN,
+                        f"the worker was stopped after seq {step_event.seq}; "
                         "start a new run to retry",
-                    },
+                    ),
                 )
-                return RUN_FAILED
+                return EventType.RUN_FAILED
     finally:
         close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
         if close is not None:
             await close()
-    await _append(infra, run_id, RUN_FINISHED, {})
-    return RUN_FINISHED
-
-
-def _error_data(error: BaseException) -> JsonObject:
-    return {"error_type": type(error).__name__, "message": str(error)}
+    await _append(infra, run_id, EventType.RUN_FINISHED, {})
+    return EventType.RUN_FINISHED
 
 
 async def _append(
     infra: Infra,
     run_id: str,
-    type: str,
+    type: EventType,
     data: JsonObject,
     *,
     expected_status: RunStatus | None = None,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import logging
 
-from agents_run.application.arguments import require_positive_int
 from agents_run.application.infra import get_infra
 from agents_run.application.leases import acquire_lease
 from agents_run.application.run_worker import execute_taken_run
+from agents_run.arguments import require_positive_int
 
 log = logging.getLogger("agents_run.worker")
 
