@@ -128,7 +128,7 @@ async def test_a_running_run_whose_job_failed_every_attempt_ends_worker_lost(
             outage.setattr(infra.store, name, store_down_after_one(name))
         for _ in range(MAX_JOB_ATTEMPTS):
             with pytest.raises(InfraUnavailable):
-                await run_worker_once()
+                await run_worker_once(store_outage_bound=0)
     assert await run_worker_once() is False  # no attempt is left
     assert (await infra.store.get_run(run_id)).status is RunStatus.RUNNING
     assert await infra.queue.has_live_job(run_id) is False
