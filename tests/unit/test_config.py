@@ -98,7 +98,7 @@ def test_a_malformed_lease_is_refused(seconds: str) -> None:
 
 
 def test_the_lease_is_read_in_seconds_and_reaches_the_infra() -> None:
-    assert read_config({}).lease_seconds == 5.0
+    assert read_config({}).lease_seconds == 4.0
     infra = load_infra_from_config({"AGENTS_RUN_LEASE_SECONDS": "2.5"})
     assert infra.lease_seconds == 2.5
     assert (

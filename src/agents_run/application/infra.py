@@ -19,7 +19,7 @@ from agents_run.arguments import require_seconds
 from agents_run.ports import Clock, EventBusPort, IdGenerator, QueuePort, RunStorePort
 
 # Another worker takes a run within about this long of its worker's crash (see leases.py).
-DEFAULT_LEASE_SECONDS = 5.0
+DEFAULT_LEASE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ log = logging.getLogger("agents_run.stream")
 T = TypeVar("T")
 
 # Longer than the worst a run's worker takes to recover: a store outage ridden out (30 s), then
-# a lapsed lease taken over (one lease, 5 s by default, plus a check), with room to spare.
+# a lapsed lease taken over (one lease, 4 s by default, plus a check), with room to spare.
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_POLL_INTERVAL = 1.0
 _MAX_RETRY_DELAY = 2.0
