@@ -13,6 +13,7 @@ import pytest
 from agents_run import (
     Infra,
     InfraUnavailable,
+    ManualClock,
     RunEvent,
     RunStatus,
     register_agent,
@@ -22,12 +23,7 @@ from agents_run import (
     stream_run,
 )
 from agents_run.adapters.bullmq_queue import BullMQQueue
-from agents_run.adapters.memory import (
-    InMemoryEventBus,
-    InMemoryQueue,
-    InMemoryRunStore,
-    ManualClock,
-)
+from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
 from agents_run.adapters.postgres_store import PostgresRunStore
 from agents_run.application.agents import unregister_agent
 from agents_run.application.infra import use_infra
