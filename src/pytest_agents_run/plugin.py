@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents_run import Infra, reset_infra, set_infra
+from agents_run import Infra, reset_infra, restoring_agents, set_infra
 from agents_run.config import (
     BUS_URL,
     QUEUE_URL,
@@ -262,6 +262,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             and item.get_closest_marker(MARKER) is not None
         ):
             fixturenames.insert(0, "infra")
+
+
+@pytest.fixture(autouse=True)
+def _agents_run_agent_registry() -> Iterator[None]:
+    """Agents a test (or its function-scoped fixtures) registers do not leak into the next
+    test; agents it unregisters come back. Set up first, so it is torn down last."""
+    with restoring_agents():
+        yield
 
 
 @pytest.fixture

@@ -7,16 +7,14 @@ DICE_TEST = """
 import random
 import pytest
 from agents_run import register_agent, run_until_idle, start_run
-from agents_run.application.agents import unregister_agent
 
 @pytest.fixture
 def dice():
-    @register_agent("dice")
+    @register_agent("dice")  # the plugin unregisters it after the test
     async def roll(input):
         yield {"roll": random.randint(1, 10**9)}
 
-    yield "dice"
-    unregister_agent("dice")  # the registry is process-wide: leave it as it was
+    return "dice"
 
 @pytest.mark.deterministic
 async def test_roll(dice):  # no infra argument: a deterministic test gets fresh infra anyway
