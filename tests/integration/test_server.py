@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 
 import pytest
@@ -255,7 +256,13 @@ async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error
         raise InfraUnavailable("the store did not answer within 5s")
 
     monkeypatch.setattr(infra.store, "read_events", store_down)
-    async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
+    # A stream retries the store for as long as it waits for an event: here, half a second.
+    short_waits = dataclasses.replace(LIMITS, resubscribe_after=0.5)
+    app = create_app(infra, limits=short_waits, allow_guessable_ids=True)
+    async with (
+        running_server(app, "127.0.0.1", 0, short_waits) as impatient,
+        open_event_stream(impatient.port, f"/runs/{run_id}/events") as stream,
+    ):
         assert stream.status == 200
         frames = await stream.events_to_the_end()
     assert [(frame.event, frame.id) for frame in frames] == [("StreamError", None)]
