@@ -39,7 +39,7 @@ from pytest_agents_run.determinism import (
     repeat_position,
 )
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
-from pytest_agents_run.loops import LoopBoundCleanup
+from pytest_agents_run.loops import LoopBoundCleanup, SpareLoop
 from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
 
 MARKER = "deterministic"
@@ -59,6 +59,7 @@ class Settings:
 _settings_key = pytest.StashKey[Settings]()
 _trace_key = pytest.StashKey[list[TraceEntry]]()  # normalised, JSON
 _phase_reports_key = pytest.StashKey[list[pytest.TestReport]]()
+_spare_loop_key = pytest.StashKey[SpareLoop]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -155,8 +156,15 @@ def pytest_configure(config: pytest.Config) -> None:
             "(remove -p no:repeat)"
         )
     config.stash[_settings_key] = settings
+    config.stash[_spare_loop_key] = SpareLoop()
     if not hasattr(config, "workerinput"):  # an xdist worker only records; the controller compares
         config.pluginmanager.register(DeterminismChecker(), "agents-run-determinism")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    spare = config.stash.get(_spare_loop_key, None)
+    if spare is not None:
+        spare.close()
 
 
 def _services_config() -> InfraConfig:
@@ -271,6 +279,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         lambda: _close(recorded),
         timeout=TEARDOWN_TIMEOUT,
         single_loop=item.config.stash[_settings_key].services is not None,
+        spare=item.config.stash[_spare_loop_key],
     )
     recorded = recording_infra(made, trace, closing.bind)
     set_infra(recorded)
