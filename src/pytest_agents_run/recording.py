@@ -16,7 +16,7 @@ from typing import Any
 
 from agents_run import Infra, RunEvent, RunStatus
 from agents_run.domain.events import Run
-from agents_run.domain.json_data import JsonObject
+from agents_run.domain.json_data import JsonObject, json_object_copy
 from agents_run.ports import (
     EventBusPort,
     Job,
@@ -214,7 +214,11 @@ class RecordingRunStore(_TransparentProxy):
 
     async def create_run(self, run: Run) -> None:
         await self._recording_bind()
-        fields = {"run_id": run.id, "agent": run.agent, "input": copy.deepcopy(run.input)}
+        fields = {
+            "run_id": run.id,
+            "agent": run.agent,
+            "input": json_object_copy(run.input, "run input"),
+        }
         try:
             await self.__wrapped__.create_run(run)
         except Exception as error:
@@ -249,7 +253,7 @@ class RecordingRunStore(_TransparentProxy):
             run_id=event.run_id,
             seq=event.seq,
             type=event.type,
-            data=copy.deepcopy(event.data),
+            data=json_object_copy(event.data, "event data"),
         )
         return event
 
