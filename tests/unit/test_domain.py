@@ -5,6 +5,7 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -58,7 +59,7 @@ def test_non_json_data_is_rejected_with_the_path_to_the_bad_value(
 
 
 def test_a_json_copy_shares_nothing_mutable_with_the_original() -> None:
-    value = {"s": "é", "i": 1, "f": 1.5, "b": True, "n": None, "l": [{"k": ["x"]}]}
+    value: dict[str, Any] = {"s": "é", "i": 1, "f": 1.5, "b": True, "n": None, "l": [{"k": ["x"]}]}
     copied = json_object_copy(value, "input")
     assert copied == value
     value["l"][0]["k"].append("changed later")

@@ -20,6 +20,7 @@ from agents_run.config.wiring import (
     configured_adapters,
     find_adapter,
     postgres_store,
+    refusal_as_config_error,
     split_postgres_schema,
     sqlite_path,
 )
@@ -109,8 +110,9 @@ async def remove_namespace(config: InfraConfig) -> None:
     """Remove everything ``config``'s namespace holds: its PostgreSQL schema or SQLite file, and
     its Redis keys. Irreversible: meant for namespaces made with ``isolated``."""
     removed: set[tuple[Callable[[str, InfraConfig], Awaitable[None]], str]] = set()
-    for adapter, url in configured_adapters(config):
+    for variable, adapter, url in configured_adapters(config):
         remove = _REMOVE.get(adapter.name)
         if remove is not None and (remove, url) not in removed:
             removed.add((remove, url))
-            await remove(url, config)
+            with refusal_as_config_error(variable, adapter, url):
+                await remove(url, config)

@@ -1,8 +1,10 @@
 """Which adapter a URL builds: for each port, a table of adapters chosen by the URL's scheme.
 
 An adapter is added here, in one entry of its port's table: its schemes, the form its URL takes
-(configuration errors list it), and its builder. The adapters are imported inside the builders,
-so a process loads only the drivers its configuration names.
+(configuration errors list it), its builder, and the extra that installs its drivers. The
+adapters are imported inside the builders, so a process loads only the drivers its
+configuration names, and a driver that is not installed is a configuration error that names the
+extra to install.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class Adapter(Generic[PortT_co]):
     schemes: tuple[str, ...]
     form: str  # how its URL is written, as configuration errors show it
     build: Callable[[str, InfraConfig], PortT_co]  # the URL and the whole configuration; no I/O
+    extra: str | None = None  # the agents-run extra that installs its drivers
 
 
 def _redis_bus(url: str, config: InfraConfig) -> EventBusPort:
@@ -73,11 +76,17 @@ _REDIS_FORM = "redis://[:password@]host[:port][/db]"
 
 BUS_ADAPTERS: tuple[Adapter[EventBusPort], ...] = (
     Adapter("memory", ("memory",), MEMORY_URL, lambda url, config: InMemoryEventBus()),
-    Adapter("redis", ("redis", "rediss"), _REDIS_FORM, _redis_bus),
+    Adapter("redis", ("redis", "rediss"), _REDIS_FORM, _redis_bus, extra="redis"),
 )
 QUEUE_ADAPTERS: tuple[Adapter[QueuePort], ...] = (
     Adapter("memory", ("memory",), MEMORY_URL, lambda url, config: InMemoryQueue()),
-    Adapter("bullmq", ("redis", "rediss"), f"{_REDIS_FORM} (BullMQ on that Redis)", _bullmq_queue),
+    Adapter(
+        "bullmq",
+        ("redis", "rediss"),
+        f"{_REDIS_FORM} (BullMQ on that Redis)",
+        _bullmq_queue,
+        extra="redis",
+    ),
 )
 STORE_ADAPTERS: tuple[Adapter[RunStorePort], ...] = (
     Adapter("memory", ("memory",), MEMORY_URL, lambda url, config: InMemoryRunStore()),
@@ -86,6 +95,7 @@ STORE_ADAPTERS: tuple[Adapter[RunStorePort], ...] = (
         ("postgresql", "postgres"),
         "postgresql://user@host[:port]/database[?schema=NAME]",
         postgres_store,
+        extra="postgres",
     ),
     Adapter("sqlite", ("sqlite",), "sqlite:///absolute/path/to/file.db", _sqlite_store),
 )
@@ -121,16 +131,26 @@ def build_adapter(
     """Build the adapter ``url`` names. A value its adapter refuses is an ``InfraConfigError``
     (redis-py, for one, parses a URL's options only when a client is built)."""
     adapter = find_adapter(variable, adapters, url)
-    with _refusal_as_config_error(variable, url):
+    with refusal_as_config_error(variable, adapter, url):
         return adapter.build(url, config)
 
 
 @contextmanager
-def _refusal_as_config_error(variable: str, url: str) -> Iterator[None]:
+def refusal_as_config_error(variable: str, adapter: Adapter[object], url: str) -> Iterator[None]:
+    """What ``adapter`` raises for ``url``, said as an ``InfraConfigError``: a malformed value,
+    or a driver that is not installed (with the extra to install)."""
     try:
         yield
     except InfraConfigError:
         raise
+    except ModuleNotFoundError as error:
+        driver = (error.name or "agents_run").split(".")[0]
+        if adapter.extra is None or driver == "agents_run":
+            raise  # not a driver: a module of ours is missing
+        raise InfraConfigError(
+            f"{variable}={redact(url)!r} needs the module {driver!r}, which is not installed: "
+            f"pip install 'agents-run[{adapter.extra}]'"
+        ) from error
     except ValueError as error:  # InvalidArgument included
         raise InfraConfigError(
             f"{variable}={redact(url)!r} is malformed: {scrub(str(error), secrets_of(url))}; "
@@ -138,10 +158,12 @@ def _refusal_as_config_error(variable: str, url: str) -> Iterator[None]:
         ) from None
 
 
-def configured_adapters(config: InfraConfig) -> list[tuple[Adapter[object], str]]:
-    """The adapter of the bus, of the queue and of the store, each with its URL."""
+def configured_adapters(config: InfraConfig) -> list[tuple[str, Adapter[object], str]]:
+    """The variable, the adapter and the URL of the bus, of the queue and of the store."""
     urls = ((BUS_URL, config.bus_url), (QUEUE_URL, config.queue_url), (STORE_URL, config.store_url))
-    return [(find_adapter(variable, ADAPTERS[variable], url), url) for variable, url in urls]
+    return [
+        (variable, find_adapter(variable, ADAPTERS[variable], url), url) for variable, url in urls
+    ]
 
 
 def build_store(config: InfraConfig) -> RunStorePort:

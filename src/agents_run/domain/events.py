@@ -59,6 +59,8 @@ class RunEvent:
     data: JsonObject = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        # A plain string, as stored and sent, whether an EventType or a str was given.
+        object.__setattr__(self, "type", str(self.type))
         if self.type not in _EVENT_TYPE_VALUES:
             raise ValueError(
                 f"unknown event type {self.type!r}; one of {sorted(_EVENT_TYPE_VALUES)}"
