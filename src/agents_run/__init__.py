@@ -26,6 +26,7 @@ from agents_run.errors import (
     StreamIdleTimeout,
     UnknownAgent,
 )
+from agents_run.ids_and_time import ManualClock, SequentialIds
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 
 __all__ = [
@@ -41,11 +42,13 @@ __all__ = [
     "InfraConfigError",
     "InfraUnavailable",
     "InvalidArgument",
+    "ManualClock",
     "QueuePort",
     "RunEvent",
     "RunNotFound",
     "RunStatus",
     "RunStorePort",
+    "SequentialIds",
     "StreamIdleTimeout",
     "UnknownAgent",
     "cancel_run",
