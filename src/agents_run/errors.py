@@ -42,6 +42,13 @@ class StaleRunState(AgentsRunError):
     """The run is no longer in the state the caller expected; another party moved it first."""
 
 
+class StaleAttempt(AgentsRunError):
+    """An append came from a worker whose lease on the run lapsed: another attempt holds it.
+
+    The store refuses it (fencing); the worker that gets this drops the run without a word more.
+    """
+
+
 class InfraConfigError(AgentsRunError, ValueError):
     """The configuration names infrastructure in a form agents-run does not accept."""
 

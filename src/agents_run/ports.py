@@ -137,13 +137,36 @@ class RunStorePort(Protocol):
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         """Append the run's next event and its outbox row in one atomic step.
 
         The store allocates ``seq`` (last + 1) and moves the run's status as
         ``domain.events.status_after`` says, raising ``InvalidTransition`` where that is not
         allowed and ``StaleRunState`` where ``expected_status`` is given and is not the run's.
+        Where ``attempt`` is given and is not the run's current attempt (another worker took the
+        run over), it raises ``StaleAttempt`` and appends nothing: the check is made in the
+        append's own transaction (``domain.events.check_attempt``).
         """
+        ...
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        """Take the run for a new attempt: where it has not ended and no lease on it is live at
+        ``at``, increment ``attempt`` and hold the lease until ``until``; the run as taken.
+
+        None where the run has ended or another attempt's lease is still live; raises
+        ``RunNotFound``. Atomic: of two callers at once, one gets the run.
+        """
+        ...
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        """Extend the lease of ``attempt`` to ``until``; False where ``attempt`` is no longer
+        the run's (it was taken over) or the run has ended. Leaves ``updated_at`` alone."""
+        ...
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        """Up to ``limit`` running runs whose lease ran out at or before ``at``, the longest
+        lapsed first (ties in run id order): their worker stopped renewing."""
         ...
 
     async def read_events(

@@ -127,6 +127,11 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
         "get_run": READ,
         "read_events": READ,
         "list_stale_runs": READ,
+        # Leases are not traced: renewals happen on the wall clock, as often as a run takes, and
+        # what a lease decides (who may append) shows in the appends, which are.
+        "acquire_lease": READ,
+        "renew_lease": READ,
+        "list_lapsed_leases": READ,
         "pending_outbox": READ,
         "count_pending_outbox": READ,
         "claim_outbox": READ,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 
 import pytest
 from bullmq import Queue
@@ -11,6 +12,7 @@ from bullmq import Queue
 from agents_run import Infra, InMemoryEventBus, InMemoryRunStore, run_worker_once, start_run
 from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
 from agents_run.application.infra import use_infra
+from agents_run.ids_and_time import ManualClock
 from agents_run.ports import QueueCounts
 from tests.services import delete_redis_keys, redis_url, unique_prefix
 from tests.tcp_proxy import proxied
@@ -106,17 +108,20 @@ async def test_a_run_whose_worker_vanished_mid_run_ends_failed_without_a_repeate
 ) -> None:
     lost_worker, survivor = new_queue(), new_queue()
     store = InMemoryRunStore()
-    with use_infra(Infra(bus=InMemoryEventBus(), queue=lost_worker, store=store)) as infra:
+    clock = ManualClock()
+    with use_infra(Infra(bus=InMemoryEventBus(), queue=lost_worker, store=store, clock=clock)):
         run_id = await start_run("echo", {"text": "a b c"})
         job = await lost_worker.take_next()
         assert job is not None
-        # The lost worker recorded two events, then its process died.
-        await store.append_event(run_id, "RunStarted", {"agent": "echo"}, at=infra.clock.now())
-        await store.append_event(run_id, "RunStep", {"text": "a"}, at=infra.clock.now())
+        # The lost worker took the run's lease, recorded two events, then its process died.
+        await store.acquire_lease(run_id, at=clock.now(), until=clock.now() + timedelta(seconds=5))
+        await store.append_event(run_id, "RunStarted", {"agent": "echo"}, at=clock.now())
+        await store.append_event(run_id, "RunStep", {"text": "a"}, at=clock.now())
         await lost_worker.aclose()
 
     assert await recover_within_deadline(survivor) == [run_id]
-    with use_infra(Infra(bus=InMemoryEventBus(), queue=survivor, store=store)):
+    clock.advance(5)  # its lease lapsed too
+    with use_infra(Infra(bus=InMemoryEventBus(), queue=survivor, store=store, clock=clock)):
         assert await run_worker_once() is True
         assert await run_worker_once() is False
     events = await store.read_events(run_id)

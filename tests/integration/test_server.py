@@ -4,6 +4,7 @@ request or stream at a time (tests/integration/test_server_live.py has what runs
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 
 import pytest
@@ -251,7 +252,12 @@ async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error
         raise InfraUnavailable("the store did not answer within 5s")
 
     monkeypatch.setattr(infra.store, "read_events", store_down)
-    async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
+    # A stream retries the store for as long as it waits for an event: here, half a second.
+    short_waits = dataclasses.replace(LIMITS, resubscribe_after=0.5)
+    async with (
+        HttpApiServer("127.0.0.1", 0, short_waits) as impatient,
+        open_event_stream(impatient.port, f"/runs/{run_id}/events") as stream,
+    ):
         assert stream.status == 200
         frames = await stream.events_to_the_end()
     assert [(frame.event, frame.id) for frame in frames] == [("StreamError", None)]

@@ -279,3 +279,64 @@ def test_db_init_on_an_unreachable_postgres_fails_without_the_password(
     captured = capsys.readouterr()
     assert "agents-run db: InfraUnavailable" in captured.err
     assert PASSWORD not in captured.err + captured.out
+
+
+# --- upgrading a schema made before leases -------------------------------------------------
+
+OLD_RUNS_TABLE = (
+    "CREATE TABLE {runs} (id text PRIMARY KEY, agent text NOT NULL, input {json} NOT NULL,"
+    " status text NOT NULL, cancel_requested boolean NOT NULL DEFAULT false,"
+    " last_seq integer NOT NULL DEFAULT 0, created_at {time} NOT NULL, updated_at {time} NOT NULL)"
+)
+
+
+async def leases_work_on(store: RunStorePort, run_id: str) -> None:
+    old = await store.get_run(run_id)
+    assert (old.attempt, old.lease_until) == (0, None)
+    taken = await store.acquire_lease(run_id, at=AT, until=AT)
+    assert taken is not None
+    assert taken.attempt == 1
+    await store.append_event(run_id, "RunStarted", {}, at=AT, attempt=1)
+
+
+async def test_db_init_adds_the_lease_columns_to_an_older_postgres_schema(
+    fresh_schema: str,
+) -> None:
+    async with await psycopg.AsyncConnection.connect(postgres_url(), autocommit=True) as admin:
+        await admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(fresh_schema)))
+        runs = sql.Identifier(fresh_schema, "runs")
+        await admin.execute(
+            sql.SQL(OLD_RUNS_TABLE).format(
+                runs=runs, json=sql.SQL("jsonb"), time=sql.SQL("timestamptz")
+            )
+        )
+        await admin.execute(
+            sql.SQL(
+                "INSERT INTO {} VALUES ('run-old', 'echo', '{{}}', 'queued', false, 0, %s, %s)"
+            ).format(runs),
+            (AT, AT),
+        )
+    store = PostgresRunStore(postgres_url(), schema=fresh_schema)
+    try:
+        await store.create_schema()
+        await leases_work_on(store, "run-old")
+    finally:
+        await store.aclose()
+
+
+async def test_a_sqlite_file_made_before_leases_gains_their_columns_when_opened(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute(OLD_RUNS_TABLE.format(runs="runs", json="text", time="text"))
+        old.execute(
+            "INSERT INTO runs VALUES ('run-old', 'echo', '{}', 'queued', 0, 0, ?, ?)",
+            (AT.isoformat(), AT.isoformat()),
+        )
+    old.close()
+    store = SqliteRunStore(path)
+    try:
+        await leases_work_on(store, "run-old")
+    finally:
+        await store.aclose()

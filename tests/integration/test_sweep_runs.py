@@ -22,10 +22,12 @@ from agents_run import (
     sweep_orphaned_runs,
 )
 from agents_run.application.processes import serve_worker
+from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.events import Run
 from agents_run.ports import MAX_JOB_ATTEMPTS
 
 ORPHAN_AFTER = 600.0  # the default
+REQUEUE_AFTER = 30.0  # the default
 DEADLINE = 5.0
 
 WORKER_LOST = {
@@ -63,6 +65,18 @@ async def run_without_a_job(infra: Infra, run_id: str, *, started: bool) -> str:
     await infra.store.create_run(run)
     if started:
         await infra.store.append_event(run_id, "RunStarted", {"agent": "echo"}, at=now)
+    return run_id
+
+
+async def queued_run_whose_job_failed_every_attempt(infra: Infra) -> str:
+    """A queued run whose job the queue gave up on: enqueueing it again does nothing."""
+    run_id = await run_without_a_job(infra, "run-given-up", started=False)
+    await infra.queue.enqueue(run_id)
+    for _ in range(MAX_JOB_ATTEMPTS):
+        job = await infra.queue.take_next()
+        assert job is not None
+        await infra.queue.fail(job, "InfraUnavailable: PostgreSQL did not answer")
+    assert await infra.queue.has_live_job(run_id) is False
     return run_id
 
 
@@ -114,19 +128,28 @@ async def test_a_running_run_whose_job_failed_every_attempt_ends_worker_lost(
             outage.setattr(infra.store, name, store_down_after_one(name))
         for _ in range(MAX_JOB_ATTEMPTS):
             with pytest.raises(InfraUnavailable):
-                await run_worker_once()
+                await run_worker_once(store_outage_bound=0)
     assert await run_worker_once() is False  # no attempt is left
     assert (await infra.store.get_run(run_id)).status is RunStatus.RUNNING
     assert await infra.queue.has_live_job(run_id) is False
 
-    assert await sweep_orphaned_runs() == []  # not quiet for long enough yet
+    # Each failing worker released its lease on the way out: the run is taken over at once,
+    # not left to the sweeper.
     advance(infra, ORPHAN_AFTER + 1)
-    assert await sweep_orphaned_runs() == [run_id]
+    assert await sweep_orphaned_runs() == []
+    assert await take_over_lapsed_runs() == [run_id]
     assert await history(infra, run_id) == [
         ("RunStarted", {"agent": "echo"}),
-        ("RunFailed", WORKER_LOST),
+        (
+            "RunFailed",
+            {
+                "error_type": "WorkerLost",
+                # Only the first take got as far as the lease: the store failed before it since.
+                "message": "the worker running attempt 1 stopped before the run ended; start a "
+                "new run to retry",
+            },
+        ),
     ]
-    assert await sweep_orphaned_runs() == []
     await run_until_idle()
 
 
@@ -148,10 +171,26 @@ async def test_a_running_run_whose_job_is_gone_ends_worker_lost(
 
 
 @pytest.mark.deterministic
-async def test_a_queued_run_whose_job_was_never_added_ends_orphaned(
-    infra: Infra, monkeypatch: pytest.MonkeyPatch
+async def test_a_queued_run_whose_job_was_never_added_is_enqueued_again_and_runs(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     run_id = await start_run_losing_its_job(infra, monkeypatch)
+    advance(infra, REQUEUE_AFTER - 1)
+    assert await sweep_orphaned_runs() == []
+    assert await infra.queue.has_live_job(run_id) is False, "not before requeue_after"
+    advance(infra, 2)
+    with caplog.at_level(logging.WARNING, logger="agents_run.sweeper"):
+        assert await sweep_orphaned_runs() == []
+    assert f"run {run_id} is queued in the store but its job was missing" in caplog.text
+    assert await infra.queue.has_live_job(run_id) is True
+    await run_until_idle()
+    assert [event.type for event in await infra.store.read_events(run_id)][-1] == "RunFinished"
+
+
+@pytest.mark.deterministic
+@pytest.mark.agents_run_memory_only(reason="a networked queue spaces the attempts over ~17 min")
+async def test_a_queued_run_whose_job_failed_every_attempt_ends_orphaned(infra: Infra) -> None:
+    run_id = await queued_run_whose_job_failed_every_attempt(infra)
     advance(infra, ORPHAN_AFTER - 1)
     assert await sweep_orphaned_runs() == []
     advance(infra, 2)
@@ -220,11 +259,24 @@ async def test_a_running_orphan_whose_cancellation_was_requested_ends_cancelled(
 
 
 @pytest.mark.deterministic
-async def test_a_queued_orphan_whose_cancellation_was_only_flagged_ends_cancelled(
+async def test_a_queued_run_whose_cancellation_was_only_flagged_ends_cancelled(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = await start_run_losing_its_job(infra, monkeypatch)
     # cancel_run's first half; its second half (recording RunCancelled) failed.
+    assert await infra.store.request_cancel(run_id, at=infra.clock.now()) is True
+    advance(infra, REQUEUE_AFTER + 1)
+    assert await sweep_orphaned_runs() == []  # enqueued again: the worker ends it
+    await run_until_idle()
+    assert await history(infra, run_id) == [("RunCancelled", {})]
+
+
+@pytest.mark.deterministic
+@pytest.mark.agents_run_memory_only(reason="a networked queue spaces the attempts over ~17 min")
+async def test_a_queued_orphan_whose_cancellation_was_only_flagged_ends_cancelled(
+    infra: Infra,
+) -> None:
+    run_id = await queued_run_whose_job_failed_every_attempt(infra)
     assert await infra.store.request_cancel(run_id, at=infra.clock.now()) is True
     advance(infra, ORPHAN_AFTER + 1)
     assert await sweep_orphaned_runs() == [run_id]
@@ -233,15 +285,17 @@ async def test_a_queued_orphan_whose_cancellation_was_only_flagged_ends_cancelle
 
 
 @pytest.mark.deterministic
+@pytest.mark.agents_run_memory_only(reason="a networked queue spaces the attempts over ~17 min")
 async def test_a_canceller_that_gets_there_first_wins(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = await start_run_losing_its_job(infra, monkeypatch)
+    run_id = await queued_run_whose_job_failed_every_attempt(infra)
     advance(infra, ORPHAN_AFTER + 1)
     real_has_live_job = infra.queue.has_live_job
 
     async def cancelled_meanwhile(wanted: str) -> bool:
         assert await cancel_run(wanted) is True  # between the sweeper's read and its write
+        monkeypatch.setattr(infra.queue, "has_live_job", real_has_live_job)
         return await real_has_live_job(wanted)
 
     monkeypatch.setattr(infra.queue, "has_live_job", cancelled_meanwhile)
@@ -275,15 +329,13 @@ async def test_a_worker_that_ends_the_run_first_wins(
 async def test_a_run_that_a_worker_starts_meanwhile_is_left_to_the_worker(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = await run_without_a_job(infra, "run-late", started=False)  # its job comes late
+    run_id = await run_without_a_job(infra, "run-late", started=True)  # its job comes late
     advance(infra, ORPHAN_AFTER + 1)
     real_has_live_job = infra.queue.has_live_job
 
     async def started_meanwhile(wanted: str) -> bool:
         live = await real_has_live_job(wanted)
-        await infra.store.append_event(
-            wanted, "RunStarted", {"agent": "echo"}, at=infra.clock.now()
-        )
+        await infra.store.append_event(wanted, "RunStep", {"text": "a"}, at=infra.clock.now())
         return live
 
     monkeypatch.setattr(infra.queue, "has_live_job", started_meanwhile)
@@ -309,11 +361,11 @@ async def test_two_sweepers_at_once_end_each_run_once(infra: Infra) -> None:
 
 @pytest.mark.deterministic
 async def test_a_sweep_ends_at_most_limit_runs_oldest_first(infra: Infra) -> None:
-    oldest = await run_without_a_job(infra, "run-b", started=False)
+    oldest = await run_without_a_job(infra, "run-b", started=True)
     advance(infra, 1)
     middle = await run_without_a_job(infra, "run-a", started=True)
     advance(infra, 1)
-    newest = await run_without_a_job(infra, "run-c", started=False)
+    newest = await run_without_a_job(infra, "run-c", started=True)
     advance(infra, ORPHAN_AFTER + 1)
     assert await sweep_orphaned_runs(limit=2) == [oldest, middle]
     assert await sweep_orphaned_runs(limit=2) == [newest]

@@ -92,6 +92,22 @@ def test_connect_timeout_is_read_in_seconds() -> None:
     assert read_config({"AGENTS_RUN_CONNECT_TIMEOUT": "1.5"}).connect_timeout == 1.5
 
 
+@pytest.mark.parametrize("seconds", ["soon", "0", "-1", "3601", "nan"])
+def test_a_malformed_lease_is_refused(seconds: str) -> None:
+    with pytest.raises(InfraConfigError, match=r"AGENTS_RUN_LEASE_SECONDS=.* \(0, 3600\]"):
+        read_config({"AGENTS_RUN_LEASE_SECONDS": seconds})
+
+
+def test_the_lease_is_read_in_seconds_and_reaches_the_infra() -> None:
+    assert read_config({}).lease_seconds == 4.0
+    infra = load_infra_from_config({"AGENTS_RUN_LEASE_SECONDS": "2.5"})
+    assert infra.lease_seconds == 2.5
+    assert (
+        config_env(read_config({"AGENTS_RUN_LEASE_SECONDS": "2.5"}))["AGENTS_RUN_LEASE_SECONDS"]
+        == "2.5"
+    )
+
+
 @pytest.mark.parametrize("scheme", ["redis", "rediss"])
 async def test_redis_urls_build_the_redis_bus_and_the_bullmq_queue_without_connecting(
     scheme: str,

@@ -93,6 +93,8 @@ class InMemoryQueue:
         self._active: dict[str, Job] = {}
         self._takers: dict[str, asyncio.Task[object] | None] = {}
         self._known: set[str] = set()
+        # Takes whose job was handed to another taker: ending them does nothing (as in BullMQ).
+        self._handed_on: set[tuple[str, int]] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
 
@@ -111,13 +113,22 @@ class InMemoryQueue:
         return job
 
     async def complete(self, job: Job) -> None:
-        self.completed.append(self._finish(job))
+        if not self._was_handed_on(job):
+            self.completed.append(self._finish(job))
 
     async def fail(self, job: Job, error: str) -> None:
+        if self._was_handed_on(job):
+            return
         failed = self._finish(job)
         self.failed.append((failed, error))
         if failed.attempt < MAX_JOB_ATTEMPTS:
             self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
+
+    def _was_handed_on(self, job: Job) -> bool:
+        if (job.run_id, job.attempt) in self._handed_on:
+            self._handed_on.discard((job.run_id, job.attempt))
+            return True
+        return False
 
     def _finish(self, job: Job) -> Job:
         try:
@@ -135,6 +146,7 @@ class InMemoryQueue:
         for run_id in run_ids:
             job = self._active.pop(run_id)
             self._takers.pop(run_id, None)
+            self._handed_on.add((run_id, job.attempt))
             stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
         return stalled
@@ -211,11 +223,19 @@ class InMemoryRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         stored = self._stored(run_id)
         run = stored.run
         appended = next_run_event(
-            run_id, run.status, run.last_seq, type, data, expected_status=expected_status
+            run_id,
+            run.status,
+            run.last_seq,
+            type,
+            data,
+            expected_status=expected_status,
+            current_attempt=run.attempt,
+            attempt=attempt,
         )
         event = appended.event
         stored.events.append(event)
@@ -238,6 +258,31 @@ class InMemoryRunStore:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
         return True
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        stored = self._stored(run_id)
+        run = stored.run
+        if run.status.is_terminal or run.lease_is_live(at):
+            return None
+        stored.run = replace(run, attempt=run.attempt + 1, lease_until=until)
+        return stored.run
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        stored = self._stored(run_id)
+        if stored.run.status.is_terminal or stored.run.attempt != attempt:
+            return False
+        stored.run = replace(stored.run, lease_until=until)
+        return True
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        lapsed = [
+            stored.run
+            for stored in self._runs.values()
+            if stored.run.status is RunStatus.RUNNING
+            and stored.run.lease_until is not None
+            and not stored.run.lease_is_live(at)
+        ]
+        return sorted(lapsed, key=lambda run: (run.lease_until or at, run.id))[:limit]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         stale = [

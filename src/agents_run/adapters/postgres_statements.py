@@ -59,9 +59,17 @@ class Statements:
                 "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
                 f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
             ),
+            # Added by a later version: `db init` on an older schema adds them.
+            q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0"),
+            q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS lease_until timestamptz"),
+            q(
+                "CREATE INDEX IF NOT EXISTS runs_running_by_lease ON {s}.runs"
+                " (lease_until, id COLLATE \"C\") WHERE status = 'running'"
+            ),
         ]
         self.create_run = q(
-            f"INSERT INTO {{s}}.runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            f"INSERT INTO {{s}}.runs ({RUN_COLUMNS})"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         )
         self.get_run = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s")
         # id in byte order (COLLATE "C"), as the other stores order ties.
@@ -70,7 +78,21 @@ class Statements:
             ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
         )
         self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
-        self.lock_run = q("SELECT status, last_seq FROM {s}.runs WHERE id = %s FOR UPDATE")
+        self.lock_run = q("SELECT status, last_seq, attempt FROM {s}.runs WHERE id = %s FOR UPDATE")
+        # The row lock of the UPDATE makes taking a lease atomic across processes.
+        self.acquire_lease = q(
+            "UPDATE {s}.runs SET attempt = attempt + 1, lease_until = %(until)s"
+            f" WHERE id = %(run_id)s AND status IN {live_statuses}"
+            f" AND (lease_until IS NULL OR lease_until <= %(at)s) RETURNING {RUN_COLUMNS}"
+        )
+        self.renew_lease = q(
+            "UPDATE {s}.runs SET lease_until = %s"
+            f" WHERE id = %s AND attempt = %s AND status IN {live_statuses} RETURNING id"
+        )
+        self.list_lapsed_leases = q(
+            f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE status = 'running'"
+            ' AND lease_until <= %s ORDER BY lease_until, id COLLATE "C" LIMIT %s'
+        )
         # One round trip: data-modifying CTEs always run, and NOTIFY is delivered on commit.
         self.append_event = q(
             "WITH appended AS ("

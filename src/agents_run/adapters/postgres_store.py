@@ -260,6 +260,7 @@ class PostgresRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(self._statements.lock_run, (run_id,))
@@ -267,7 +268,14 @@ class PostgresRunStore:
             if row is None:
                 raise RunNotFound(run_id)
             appended = next_run_event(
-                run_id, RunStatus(row[0]), row[1], type, data, expected_status=expected_status
+                run_id,
+                RunStatus(row[0]),
+                row[1],
+                type,
+                data,
+                expected_status=expected_status,
+                current_attempt=row[2],
+                attempt=attempt,
             )
             event = appended.event
             await connection.execute(
@@ -283,6 +291,32 @@ class PostgresRunStore:
                 },
             )
         return event
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.acquire_lease, {"run_id": run_id, "at": at, "until": until}
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                await self._check_exists(connection, run_id)
+                return None
+        return run_from_row(row)
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.renew_lease, (until, run_id, attempt)
+            )
+            if await cursor.fetchone() is not None:
+                return True
+            await self._check_exists(connection, run_id)
+        return False
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(self._statements.list_lapsed_leases, (at, limit))
+            return [run_from_row(row) for row in await cursor.fetchall()]
 
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None

@@ -19,7 +19,10 @@ Row = Sequence[Any]
 LoadJson = Callable[[Any], JsonObject]
 LoadTime = Callable[[Any], datetime]
 
-RUN_COLUMNS = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
+RUN_COLUMNS = (
+    "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at, attempt,"
+    " lease_until"
+)
 # Statuses of runs not yet ended, as stored.
 LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
 
@@ -41,12 +44,25 @@ def run_values(
         run.last_seq,
         dump_time(run.created_at),
         dump_time(run.updated_at),
+        run.attempt,
+        None if run.lease_until is None else dump_time(run.lease_until),
     )
 
 
 def run_from_row(row: Row, *, load_json: LoadJson = _same, load_time: LoadTime = _same) -> Run:
     """A ``Run`` from a row selected with ``RUN_COLUMNS``."""
-    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
+    (
+        id_,
+        agent,
+        run_input,
+        status,
+        cancel_requested,
+        last_seq,
+        created_at,
+        updated_at,
+        attempt,
+        lease_until,
+    ) = row
     return Run(
         id=id_,
         agent=agent,
@@ -56,6 +72,8 @@ def run_from_row(row: Row, *, load_json: LoadJson = _same, load_time: LoadTime =
         updated_at=load_time(updated_at),
         last_seq=last_seq,
         cancel_requested=bool(cancel_requested),
+        attempt=attempt,
+        lease_until=None if lease_until is None else load_time(lease_until),
     )
 
 

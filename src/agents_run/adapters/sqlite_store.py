@@ -56,7 +56,9 @@ CREATE TABLE IF NOT EXISTS runs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     last_seq INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
+    updated_at TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    lease_until TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
@@ -79,6 +81,12 @@ CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
 CREATE INDEX IF NOT EXISTS runs_live_by_update ON runs (julianday(updated_at), id)
     WHERE status IN {LIVE_STATUSES};
 """
+# Columns a later version added, for files created before: (name, definition).
+_ADDED_RUN_COLUMNS = [("attempt", "INTEGER NOT NULL DEFAULT 0"), ("lease_until", "TEXT")]
+_LEASE_INDEX = (
+    "CREATE INDEX IF NOT EXISTS runs_running_by_lease ON runs (julianday(lease_until), id)"
+    " WHERE status = 'running'"
+)
 _PENDING = (
     "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
     " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
@@ -89,6 +97,10 @@ _CLAIMABLE = " AND (o.claimed_by IS NULL OR o.claim_expires < ?)"
 _STALE_RUNS = (
     f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN {LIVE_STATUSES}"
     " AND julianday(updated_at) < julianday(?) ORDER BY julianday(updated_at), id LIMIT ?"
+)
+_LAPSED_LEASES = (
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running'"
+    " AND julianday(lease_until) <= julianday(?) ORDER BY julianday(lease_until), id LIMIT ?"
 )
 
 
@@ -159,6 +171,7 @@ class SqliteRunStore:
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA foreign_keys=ON")
                 connection.executescript(_SCHEMA)
+                _add_missing_columns(connection)
             except sqlite3.Error as error:
                 raise self._unavailable(error) from None
             self._connection = connection
@@ -208,7 +221,8 @@ class SqliteRunStore:
         def insert(connection: sqlite3.Connection) -> None:
             try:
                 connection.execute(
-                    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
+                    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    values,
                 )
             except sqlite3.IntegrityError:
                 raise InvalidArgument(f"run {run.id!r} already exists") from None
@@ -231,15 +245,23 @@ class SqliteRunStore:
         *,
         at: datetime,
         expected_status: RunStatus | None = None,
+        attempt: int | None = None,
     ) -> RunEvent:
         def append(connection: sqlite3.Connection) -> RunEvent:
             row = connection.execute(
-                "SELECT status, last_seq FROM runs WHERE id = ?", (run_id,)
+                "SELECT status, last_seq, attempt FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
             appended = next_run_event(
-                run_id, RunStatus(row[0]), row[1], type, data, expected_status=expected_status
+                run_id,
+                RunStatus(row[0]),
+                row[1],
+                type,
+                data,
+                expected_status=expected_status,
+                current_attempt=row[2],
+                attempt=attempt,
             )
             event = appended.event
             connection.execute(
@@ -288,6 +310,40 @@ class SqliteRunStore:
             raise RunNotFound(run_id)
 
         return await self._call(self._transaction, cancel)
+
+    async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
+        def acquire(connection: sqlite3.Connection) -> Run | None:
+            rows = connection.execute(
+                "UPDATE runs SET attempt = attempt + 1, lease_until = ?"
+                f" WHERE id = ? AND status IN {LIVE_STATUSES}"
+                " AND (lease_until IS NULL OR julianday(lease_until) <= julianday(?))"
+                f" RETURNING {RUN_COLUMNS}",
+                (until.isoformat(), run_id, at.isoformat()),
+            ).fetchall()
+            if rows:
+                return _run(rows[0])
+            _check_exists(connection, run_id)
+            return None
+
+        return await self._call(self._transaction, acquire)
+
+    async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
+        def renew(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "UPDATE runs SET lease_until = ?"
+                f" WHERE id = ? AND attempt = ? AND status IN {LIVE_STATUSES}",
+                (until.isoformat(), run_id, attempt),
+            )
+            if cursor.rowcount:
+                return True
+            _check_exists(connection, run_id)
+            return False
+
+        return await self._call(self._transaction, renew)
+
+    async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
+        rows = await self._call(self._read, _LAPSED_LEASES, (at.isoformat(), limit))
+        return [_run(row) for row in rows]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         rows = await self._call(self._read, _STALE_RUNS, (updated_before.isoformat(), limit))
@@ -384,6 +440,19 @@ def _release(connection: sqlite3.Connection, token: str) -> None:
         " WHERE claimed_by = ? AND published_at IS NULL",
         (token,),
     )
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_RUN_COLUMNS:
+        if name not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+    connection.execute(_LEASE_INDEX)
+
+
+def _check_exists(connection: sqlite3.Connection, run_id: str) -> None:
+    if connection.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+        raise RunNotFound(run_id)
 
 
 def _run(row: tuple[Any, ...]) -> Run:

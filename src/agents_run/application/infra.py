@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 
 # The sanctioned exception to "application never imports adapters": the default is in-memory.
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run.arguments import require_seconds
 from agents_run.ids_and_time import ManualClock, RandomIds, SequentialIds, SystemClock
 from agents_run.ports import Clock, EventBusPort, IdGenerator, QueuePort, RunStorePort
+
+# Another worker takes a run within about this long of its worker's crash (see leases.py).
+DEFAULT_LEASE_SECONDS = 4.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,11 @@ class Infra:
     store: RunStorePort
     ids: IdGenerator = field(default_factory=RandomIds)
     clock: Clock = field(default_factory=SystemClock)
+    # How long a worker holds a run it executes without renewing (AGENTS_RUN_LEASE_SECONDS).
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+
+    def __post_init__(self) -> None:
+        require_seconds(self.lease_seconds, "lease_seconds", positive=True)
 
     @classmethod
     def in_memory(cls) -> Infra:

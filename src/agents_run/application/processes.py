@@ -9,9 +9,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agents_run.application.infra import get_infra
+from agents_run.application.leases import RENEWALS_PER_LEASE
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
+from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.arguments import require_positive_int, require_seconds
 
 log = logging.getLogger("agents_run.worker")
@@ -27,7 +29,8 @@ async def serve_worker(
     idle_poll: float = 0.5,
     stalled_check_interval: float = 30.0,
     orphan_after: float = DEFAULT_ORPHAN_AFTER,
-    sweep_interval: float = 60.0,
+    sweep_interval: float = 30.0,
+    lease_check_interval: float | None = None,
 ) -> int:
     """Run ``concurrency`` worker loops until ``draining`` is set; return the jobs they ran.
 
@@ -36,12 +39,17 @@ async def serve_worker(
     the infrastructure is logged and retried with backoff instead of ending the process. Every
     ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers,
     and every ``sweep_interval`` seconds the runs with no live job that have not changed for
-    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``).
+    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``). Every
+    ``lease_check_interval`` seconds (by default a fifth of the infra's lease) the runs whose
+    lease lapsed are taken over (``take_over_lapsed_runs``).
     """
     require_positive_int(concurrency, "concurrency")
     require_seconds(idle_poll, "idle_poll", positive=True)
     require_seconds(stalled_check_interval, "stalled_check_interval", positive=True)
     require_seconds(orphan_after, "orphan_after")
+    if lease_check_interval is None:
+        lease_check_interval = get_infra().lease_seconds / RENEWALS_PER_LEASE
+    require_seconds(lease_check_interval, "lease_check_interval", positive=True)
     require_seconds(sweep_interval, "sweep_interval", positive=True)
 
     async def worker_loop(index: int) -> int:
@@ -74,7 +82,11 @@ async def serve_worker(
     async def sweep() -> None:
         await sweep_orphaned_runs(older_than=orphan_after)
 
+    async def take_over() -> None:
+        await take_over_lapsed_runs()
+
     chores = [
+        asyncio.create_task(every(lease_check_interval, "taking over lapsed runs", take_over)),
         asyncio.create_task(
             every(stalled_check_interval, "checking for stalled jobs", recover_stalled_jobs)
         ),

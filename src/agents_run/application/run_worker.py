@@ -10,25 +10,37 @@ from contextlib import suppress
 
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
-from agents_run.arguments import require_positive_int
-from agents_run.domain.events import EventType, RunEvent, RunStatus
+from agents_run.application.leases import (
+    DEFAULT_STORE_OUTAGE_BOUND,
+    acquire_lease,
+    append_as_holder,
+    holding_lease,
+    read_as_holder,
+)
+from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import DrainDidNotSettle, StaleRunState
+from agents_run.errors import DrainDidNotSettle, StaleAttempt, StaleRunState
 from agents_run.ports import Job
 
 log = logging.getLogger("agents_run.worker")
 
 
 async def run_worker_once(
-    *, stop: asyncio.Event | None = None, max_steps: int | None = None
+    *,
+    stop: asyncio.Event | None = None,
+    max_steps: int | None = None,
+    store_outage_bound: float = DEFAULT_STORE_OUTAGE_BOUND,
 ) -> bool:
     """Take at most one queued job and run its agent to the end or to cancellation.
 
-    Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``. A
-    failing store or queue raises, after recording ``RunFailed`` (``WorkerError``) where the
-    store still answers and failing the job (a networked queue retries it later, and the retry
-    ends a run that is still running).
+    Returns False where no job was waiting. A failing agent ends its run with ``RunFailed``.
+    The worker holds the run's lease meanwhile (see ``application.leases``); where the store is
+    unavailable (``InfraUnavailable``) it retries for up to ``store_outage_bound`` seconds. A
+    store or queue that fails for longer, or otherwise, raises, after recording ``RunFailed``
+    (``WorkerError``) where the store still answers and failing the job (a networked queue
+    retries it later, and the retry ends a run that is still running).
     Where ``stop`` is set while the agent runs (a worker shutting down), the run ends at the next
     step boundary with ``RunFailed`` of type ``WorkerShutdown``, so it never stays running.
     Where the agent yields more than ``max_steps`` steps, ``DrainDidNotSettle`` is raised (and
@@ -38,14 +50,14 @@ async def run_worker_once(
     """
     if max_steps is not None:
         require_positive_int(max_steps, "max_steps")
+    require_seconds(store_outage_bound, "store_outage_bound")
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:
         return False
     try:
-        await _execute(infra, job, stop, max_steps)
+        await _execute(infra, job, stop, max_steps, store_outage_bound)
     except Exception as error:
-        await _record_worker_error(infra, job.run_id, error)
         await infra.queue.fail(job, f"{type(error).__name__}: {error}")
         raise
     except BaseException as stopped:
@@ -69,6 +81,8 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
                 FailureType.WORKER_ERROR, f"the worker failed: {type(error).__name__}: {error}"
             ),
         )
+    except StaleAttempt:
+        raise
     except Exception as also:
         log.warning(
             "run %s: could not record RunFailed after %s (%s); the job is failed and a retry "
@@ -80,40 +94,86 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
 
 
 async def _execute(
-    infra: Infra, job: Job, stop: asyncio.Event | None, max_steps: int | None
+    infra: Infra,
+    job: Job,
+    stop: asyncio.Event | None,
+    max_steps: int | None,
+    store_outage_bound: float,
 ) -> None:
     run = await infra.store.get_run(job.run_id)
     if run.status.is_terminal:
         return  # cancelled while queued, or finished by a worker whose job was retried
+    taken = await acquire_lease(infra, job.run_id)
+    if taken is None:
+        if not (await infra.store.get_run(job.run_id)).status.is_terminal:
+            # The queue handed the job out again (this worker's Redis lock lapsed, say), but
+            # the worker holding the run still renews its lease: leave the run to it.
+            log.info("run %s is held by a live worker; this take of its job leaves it", run.id)
+        return
+    await execute_taken_run(
+        infra, taken, stop=stop, max_steps=max_steps, store_outage_bound=store_outage_bound
+    )
+
+
+async def execute_taken_run(
+    infra: Infra,
+    run: Run,
+    *,
+    stop: asyncio.Event | None = None,
+    max_steps: int | None = None,
+    store_outage_bound: float = DEFAULT_STORE_OUTAGE_BOUND,
+) -> None:
+    """Execute ``run``, just taken with ``acquire_lease``, holding its lease meanwhile.
+
+    Where another worker takes the run over meanwhile (this one's lease lapsed), the store
+    refuses this worker's next append and the run is dropped here with one log line.
+    """
+    try:
+        async with holding_lease(infra, run, store_outage_bound=store_outage_bound):
+            try:
+                await _execute_held(infra, run, stop, max_steps)
+            except StaleAttempt:
+                raise
+            except Exception as error:
+                await _record_worker_error(infra, run.id, error)
+                raise
+    except StaleAttempt as taken_over:
+        log.info("run %s dropped by this worker: %s", run.id, taken_over)
+
+
+async def _execute_held(
+    infra: Infra, run: Run, stop: asyncio.Event | None, max_steps: int | None
+) -> None:
     if run.status is RunStatus.RUNNING:
-        # A previous worker took this job and was lost mid-run; its steps are recorded but its
+        # A previous worker took this run and was lost mid-run; its steps are recorded but its
         # agent's state is gone, so the honest end is a failure that says so (or the
         # cancellation that was asked for meanwhile).
         if run.cancel_requested:
-            await _append(infra, job.run_id, EventType.RUN_CANCELLED, {})
+            await _append(infra, run.id, EventType.RUN_CANCELLED, {})
             return
         await _append(
             infra,
-            job.run_id,
+            run.id,
             EventType.RUN_FAILED,
             failure_data(
                 FailureType.WORKER_LOST,
-                f"the worker running attempt {job.attempt - 1} stopped before the run ended; "
+                f"the worker running attempt {run.attempt - 1} stopped before the run ended; "
                 "start a new run to retry",
             ),
         )
+        log.warning("run %s ended WorkerLost: attempt %d stopped mid-run", run.id, run.attempt - 1)
         return
     if run.cancel_requested:
         # cancel_run may have recorded RunCancelled between our read and this append.
         with suppress(StaleRunState):
             await _append(
-                infra, job.run_id, EventType.RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED
+                infra, run.id, EventType.RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED
             )
         return
     try:
         await _append(
             infra,
-            job.run_id,
+            run.id,
             EventType.RUN_STARTED,
             {"agent": run.agent},
             expected_status=RunStatus.QUEUED,
@@ -121,9 +181,7 @@ async def _execute(
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
     log.info("run %s started (agent %s)", run.id, run.agent)
-    terminal = await _run_agent(
-        infra, job.run_id, run.agent, run.input, stop=stop, max_steps=max_steps
-    )
+    terminal = await _run_agent(infra, run.id, run.agent, run.input, stop=stop, max_steps=max_steps)
     log.info("run %s ended: %s", run.id, terminal)
 
 
@@ -163,7 +221,7 @@ async def _run_agent(
                     "steps; an agent that never ends, or raise the limit"
                 )
             step_event = await _append(infra, run_id, EventType.RUN_STEP, data)
-            if (await infra.store.get_run(run_id)).cancel_requested:
+            if (await read_as_holder(infra, run_id)).cancel_requested:
                 await _append(infra, run_id, EventType.RUN_CANCELLED, {})
                 return EventType.RUN_CANCELLED
             if stop is not None and stop.is_set():
@@ -194,6 +252,4 @@ async def _append(
     *,
     expected_status: RunStatus | None = None,
 ) -> RunEvent:
-    return await infra.store.append_event(
-        run_id, type, data, at=infra.clock.now(), expected_status=expected_status
-    )
+    return await append_as_holder(infra, run_id, type, data, expected_status=expected_status)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
+from typing import TypeVar
 
 from agents_run.application.infra import Infra, get_infra
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import RunEvent
-from agents_run.errors import StreamIdleTimeout
+from agents_run.errors import InfraUnavailable, StreamIdleTimeout
 
-DEFAULT_IDLE_TIMEOUT = 60.0
+log = logging.getLogger("agents_run.stream")
+T = TypeVar("T")
+
+# Longer than the worst a run's worker takes to recover: a store outage ridden out (30 s), then
+# a lapsed lease taken over (one lease, 4 s by default, plus a check), with room to spare.
+DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_POLL_INTERVAL = 1.0
+_MAX_RETRY_DELAY = 2.0
 
 
 def stream_run(
@@ -25,7 +35,9 @@ def stream_run(
 
     Subscribes before it reads the store, so nothing falls between backfill and live tail; where
     the live feed skips a seq (pub/sub is at-most-once) it re-reads the store, and it re-reads it
-    every ``poll_interval`` seconds of silence too. Raises ``StreamIdleTimeout`` after
+    every ``poll_interval`` seconds of silence too. Where the store does not answer
+    (``InfraUnavailable``) it retries with backoff, and raises that error only once
+    ``idle_timeout`` seconds passed without a new event. Raises ``StreamIdleTimeout`` after
     ``idle_timeout`` seconds without a new event, ``RunNotFound`` for an unknown run. Arguments are
     checked here, at the call, before anything is awaited.
     """
@@ -39,15 +51,19 @@ def stream_run(
 async def _stream(
     infra: Infra, run_id: str, next_seq: int, idle_timeout: float, poll_interval: float
 ) -> AsyncIterator[RunEvent]:
-    await infra.store.get_run(run_id)  # RunNotFound before subscribing
-    subscription = await infra.bus.subscribe(run_id)
+    last_progress = time.monotonic()
+
+    async def retrying(read: Callable[[], Awaitable[T]]) -> T:
+        return await _retrying(read, run_id, give_up_at=last_progress + idle_timeout)
+
+    await retrying(lambda: infra.store.get_run(run_id))  # RunNotFound before subscribing
+    subscription = await retrying(lambda: infra.bus.subscribe(run_id))
     try:
-        last_progress = time.monotonic()
         while True:
             # Read the status before the events: a run that was terminal then has all its
             # events in this read, so returning after it cannot miss the terminal event.
-            run = await infra.store.get_run(run_id)
-            for event in await infra.store.read_events(run_id, next_seq):
+            run = await retrying(lambda: infra.store.get_run(run_id))
+            for event in await retrying(partial(infra.store.read_events, run_id, next_seq)):
                 yield event
                 next_seq = event.seq + 1
                 last_progress = time.monotonic()
@@ -77,3 +93,18 @@ async def _stream(
                     return
     finally:
         await subscription.aclose()
+
+
+async def _retrying(read: Callable[[], Awaitable[T]], run_id: str, *, give_up_at: float) -> T:
+    """``read()``, retried with backoff while the infrastructure is unavailable, until
+    ``give_up_at`` (monotonic seconds); then its error is raised."""
+    delay = 0.1
+    while True:
+        try:
+            return await read()
+        except InfraUnavailable as error:
+            if time.monotonic() + delay > give_up_at:
+                raise
+            log.warning("stream of run %s: %s; retrying in %.1fs", run_id, error, delay)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _MAX_RETRY_DELAY)

@@ -1,11 +1,14 @@
 """The sweeper: ends the runs that nothing else will ever end, so that no run stays queued or
-running forever.
+running forever, and queues again the runs that the store holds as queued but the queue lost.
 
-A run is orphaned when it has not changed for a while and the queue holds no live job for it:
-its job failed all its attempts (the store or Redis was down for longer than the retries last),
-or ``start_run`` persisted it but could neither enqueue its job nor record ``EnqueueFailed``, or
-a queue without persistence lost its job. No worker will take such a run again, so a
-cancellation request alone cannot end it either: the sweeper records the end instead.
+The store is the truth. A queued run with no live job (Redis restarted without persistence, or
+``start_run`` saved it but could not enqueue it) is enqueued again. A run is orphaned when it
+has not changed for a while and the queue holds no live job for it and will take none: its job
+failed all its attempts (the store or Redis was down for longer than the retries last), or a
+started run of an older version (with no lease) lost its worker. No worker will take such a run
+again, so a cancellation request alone cannot end it either: the sweeper records the end
+instead. Running runs with a lease are not the sweeper's: ``take_over_lapsed_runs`` takes them
+over once their lease lapses.
 """
 
 from __future__ import annotations
@@ -25,27 +28,47 @@ log = logging.getLogger("agents_run.sweeper")
 # Well above the time between start_run saving a run and enqueueing its job (one connect
 # timeout at most), and above any clock skew between the machines.
 DEFAULT_ORPHAN_AFTER = 600.0
+# A queued run with no live job is enqueued again after this long: enqueueing is idempotent, so
+# this only needs to exceed the gap between start_run saving the run and adding its job.
+DEFAULT_REQUEUE_AFTER = 30.0
 
 
 async def sweep_orphaned_runs(
-    *, older_than: float = DEFAULT_ORPHAN_AFTER, limit: int = 100
+    *,
+    older_than: float = DEFAULT_ORPHAN_AFTER,
+    requeue_after: float = DEFAULT_REQUEUE_AFTER,
+    limit: int = 100,
 ) -> list[str]:
-    """End the runs not updated for ``older_than`` seconds that have no live job; their ids.
+    """Queue again the queued runs with no live job, not updated for ``requeue_after`` seconds;
+    end the runs not updated for ``older_than`` seconds that have no live job and get none;
+    return the ids of the runs it ended.
 
-    Looks at up to ``limit`` such runs, oldest first. A ``running`` one ends ``RunFailed`` with
-    ``error_type`` ``WorkerLost``, a ``queued`` one ``RunFailed`` with ``Orphaned``; either ends
-    ``RunCancelled`` where its cancellation was requested. A run that a worker or a canceller
-    moves meanwhile is left to them. Worker processes call this periodically; calling it from
-    several processes at once is safe (each run is ended once).
+    Looks at up to ``limit`` such runs, oldest first. A ``queued`` one is enqueued again (the
+    queue ignores it where it already holds a job for the run, finished or failed); where that
+    gives it no live job (its job failed all its attempts) it ends ``RunFailed`` with
+    ``Orphaned`` once ``older_than`` has passed. A ``running`` one without a lease ends
+    ``RunFailed`` with ``WorkerLost``; either ends ``RunCancelled`` where its cancellation was
+    requested. A run that a worker or a canceller moves meanwhile is left to them. Worker
+    processes call this periodically; calling it from several processes at once is safe (each
+    run is ended once).
     """
     require_seconds(older_than, "older_than")
+    require_seconds(requeue_after, "requeue_after")
     require_positive_int(limit, "limit")
     infra = get_infra()
-    cutoff = infra.clock.now() - timedelta(seconds=older_than)
+    now = infra.clock.now()
+    cutoff = now - timedelta(seconds=older_than)
+    requeue_cutoff = now - timedelta(seconds=min(requeue_after, older_than))
     ended: list[str] = []
-    for listed in await infra.store.list_stale_runs(updated_before=cutoff, limit=limit):
+    for listed in await infra.store.list_stale_runs(updated_before=requeue_cutoff, limit=limit):
+        if listed.lease_is_live(now) or (
+            listed.status is RunStatus.RUNNING and listed.lease_until is not None
+        ):
+            continue  # a worker holds it, or the lease take-over will
         if await infra.queue.has_live_job(listed.id):
             continue  # a worker holds it, or will take it: not lost, only slow or waiting
+        if listed.status is RunStatus.QUEUED and await _enqueued_again(listed):
+            continue
         # Read again: a cancel_run since the listing asked for RunCancelled, not RunFailed.
         run = await infra.store.get_run(listed.id)
         if run.status.is_terminal or run.updated_at >= cutoff:
@@ -69,6 +92,20 @@ async def sweep_orphaned_runs(
         )
         ended.append(run.id)
     return ended
+
+
+async def _enqueued_again(run: Run) -> bool:
+    """Enqueue ``run`` again; True where the queue now holds a live job for it."""
+    queue = get_infra().queue
+    await queue.enqueue(run.id)
+    if not await queue.has_live_job(run.id):
+        return False  # the queue still knows its dead job: enqueueing it again did nothing
+    log.warning(
+        "run %s is queued in the store but its job was missing (lost in a Redis restart, or "
+        "never added): enqueued it again",
+        run.id,
+    )
+    return True
 
 
 def _ending(run: Run) -> tuple[EventType, JsonObject]:

@@ -7,12 +7,14 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS
 from agents_run.config.settings import (
     BUS_URL,
     CONNECT_TIMEOUT,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX,
+    LEASE_SECONDS,
     MEMORY_URL,
     QUEUE_URL,
     STORE_URL,
@@ -38,7 +40,8 @@ def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
         queue_url=urls[QUEUE_URL],
         store_url=urls[STORE_URL],
         key_prefix=key_prefix,
-        connect_timeout=_read_timeout(env),
+        connect_timeout=_read_seconds(env, CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, most=300),
+        lease_seconds=_read_seconds(env, LEASE_SECONDS, DEFAULT_LEASE_SECONDS, most=3600),
     )
 
 
@@ -50,20 +53,21 @@ def config_env(config: InfraConfig) -> dict[str, str]:
         STORE_URL: config.store_url,
         KEY_PREFIX: config.key_prefix,
         CONNECT_TIMEOUT: str(config.connect_timeout),
+        LEASE_SECONDS: str(config.lease_seconds),
     }
 
 
-def _read_timeout(env: Mapping[str, str]) -> float:
-    raw = env.get(CONNECT_TIMEOUT, "")
+def _read_seconds(env: Mapping[str, str], name: str, default: float, *, most: float) -> float:
+    raw = env.get(name, "")
     if not raw:
-        return DEFAULT_CONNECT_TIMEOUT
+        return default
     try:
         seconds = float(raw)
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 300:
+    if not 0 < seconds <= most:
         raise InfraConfigError(
-            f"{CONNECT_TIMEOUT}={raw!r} is malformed: give seconds as a number in (0, 300]"
+            f"{name}={raw!r} is malformed: give seconds as a number in (0, {most:g}]"
         )
     return seconds
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS
+
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
 STORE_URL = "AGENTS_RUN_STORE_URL"
 KEY_PREFIX = "AGENTS_RUN_KEY_PREFIX"
 CONNECT_TIMEOUT = "AGENTS_RUN_CONNECT_TIMEOUT"
+LEASE_SECONDS = "AGENTS_RUN_LEASE_SECONDS"
 
 MEMORY_URL = "memory://"
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -24,6 +27,7 @@ class InfraConfig:
     store_url: str
     key_prefix: str
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
 
     @property
     def is_all_memory(self) -> bool:

@@ -180,8 +180,16 @@ def build_infra(config: InfraConfig) -> Infra:
     queue = build_adapter(QUEUE_URL, QUEUE_ADAPTERS, config.queue_url, config)
     store = build_store(config)
     if config.is_all_memory:  # nothing outlives the process: ids and time as in Infra.in_memory()
-        return Infra(bus=bus, queue=queue, store=store, ids=SequentialIds(), clock=ManualClock())
-    return Infra(bus=bus, queue=queue, store=store)  # random ids, the system clock
+        return Infra(
+            bus=bus,
+            queue=queue,
+            store=store,
+            ids=SequentialIds(),
+            clock=ManualClock(),
+            lease_seconds=config.lease_seconds,
+        )
+    # Random ids, the system clock.
+    return Infra(bus=bus, queue=queue, store=store, lease_seconds=config.lease_seconds)
 
 
 def sqlite_path(url: str) -> str:

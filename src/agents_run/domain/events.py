@@ -9,7 +9,7 @@ from datetime import datetime
 
 from agents_run.arguments import require_positive_int
 from agents_run.domain.json_data import JsonObject, ensure_json_object, json_object_copy
-from agents_run.errors import InvalidTransition, StaleRunState
+from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
 class EventType(enum.StrEnum):
@@ -115,6 +115,14 @@ class Run:
     updated_at: datetime
     last_seq: int = 0
     cancel_requested: bool = False
+    # The fencing token: how many times a worker took the run. Only the attempt holding the
+    # lease may append; ``lease_until`` is when that lease runs out unless renewed.
+    attempt: int = 0
+    lease_until: datetime | None = None
+
+    def lease_is_live(self, at: datetime) -> bool:
+        """True while a worker's lease on this run has not run out at ``at``."""
+        return self.lease_until is not None and self.lease_until > at
 
 
 _NEXT_STATUS: dict[tuple[RunStatus, str], RunStatus] = {
@@ -154,6 +162,8 @@ def next_run_event(
     data: JsonObject,
     *,
     expected_status: RunStatus | None = None,
+    current_attempt: int = 0,
+    attempt: int | None = None,
 ) -> NextRunEvent:
     """The event appended to a run in ``status`` whose last event is ``last_seq``.
 
@@ -161,7 +171,15 @@ def next_run_event(
     the end or a second terminal event: raises ``StaleRunState`` where ``expected_status`` is
     given and is not ``status``, and ``InvalidTransition`` where the life cycle forbids it. The
     data is copied, so a caller mutating its dict later changes nothing stored.
+    Fencing: where ``attempt`` is given and is not the run's ``current_attempt`` (its lease
+    lapsed and another worker took the run), raises ``StaleAttempt``, so a worker that was
+    taken over can never write to the run again.
     """
+    if attempt is not None and attempt != current_attempt:
+        raise StaleAttempt(
+            f"run {run_id!r} is held by attempt {current_attempt}, not {attempt}: its lease ran "
+            "out and another worker took the run"
+        )
     if expected_status is not None and status != expected_status:
         raise StaleRunState(f"run {run_id!r} is {status.value}, not {expected_status.value}")
     new_status = status_after(status, type)

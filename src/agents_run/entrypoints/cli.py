@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 
 from agents_run.application.agents import registered_agents
 from agents_run.application.cancel_run import cancel_run
-from agents_run.application.infra import get_infra
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS, get_infra, set_infra
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
-from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
+from agents_run.config import LEASE_SECONDS, MEMORY_URL, load_infra_from_config, read_config
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
@@ -67,12 +68,16 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
+    if args.lease_seconds is not None:
+        set_infra(dataclasses.replace(get_infra(), lease_seconds=args.lease_seconds))
     # A second signal, or the end of the grace period, stops runs at their next step.
     with shutdown_on_signals(draining, stop, grace=args.grace):
         log.info(  # once the handlers are in: whoever waits for this line may signal at once
-            "worker started: concurrency %d, agents %s; runs with no live job end after %gs",
+            "worker started: concurrency %d, agents %s; lease %gs; runs with no live job end "
+            "after %gs",
             args.concurrency,
             ", ".join(registered_agents()),
+            get_infra().lease_seconds,
             args.orphan_after,
         )
         jobs = await serve_worker(
@@ -170,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"job: its job failed every attempt or was lost (default {DEFAULT_ORPHAN_AFTER:g}, "
         f"at least {MIN_ORPHAN_AFTER:g})",
     )
+    worker.add_argument(
+        "--lease-seconds",
+        type=_lease_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="how long this worker holds a run without renewing it; another worker takes a run "
+        f"over about this long after its worker died (default {LEASE_SECONDS} or "
+        f"{DEFAULT_LEASE_SECONDS:g})",
+    )
     worker.set_defaults(handler=_worker)
 
     publisher = commands.add_parser(
@@ -244,6 +258,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
+
+
+def _lease_seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"expected seconds in (0, 3600], got {text!r}")
+    return seconds
 
 
 def _orphan_age(text: str) -> float:
