@@ -402,3 +402,20 @@ async def test_what_one_handle_wrote_outlives_its_closing(
     await writer.aclose()  # idempotent
     assert [e.type for e in await reader.read_events(run.id)] == ["RunStarted"]
     assert (await reader.get_run(run.id)).status is RunStatus.RUNNING
+
+
+async def test_appends_through_one_handle_after_another_handle_appended_take_the_next_seq(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    # A handle may remember what it last wrote to a run; what another handle wrote since wins.
+    first, second = store_pair
+    run = await started_run(first)
+    await first.append_event(run.id, "RunStep", {"by": "first"}, at=AT)
+    await second.append_event(run.id, "RunStep", {"by": "second"}, at=AT)
+    third = await first.append_event(run.id, "RunStep", {"by": "first again"}, at=AT)
+    assert third.seq == 4
+    await second.append_event(run.id, "RunFinished", {}, at=AT)
+    with pytest.raises(InvalidTransition):
+        await first.append_event(run.id, "RunStep", {}, at=AT)
+    assert [e.seq for e in await second.read_events(run.id)] == [1, 2, 3, 4, 5]
+    assert len(await first.pending_outbox(run.id)) == 5
