@@ -45,8 +45,7 @@ async def bus_ours(count: int) -> float:
 
         async def publish() -> None:
             for start in range(0, count, BATCH):
-                for event in events[start : start + BATCH]:
-                    await bus.publish(event)
+                await bus.publish_batch(events[start : start + BATCH])
 
         async def receive() -> None:
             for expected in events:

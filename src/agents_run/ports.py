@@ -38,6 +38,12 @@ class EventBusPort(Protocol):
 
     async def publish(self, event: RunEvent) -> None: ...
 
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        """Publish ``events`` in order, in as few round trips as the bus can (the outbox
+        publisher sends each claimed batch so). Where it raises, any first part of them may
+        have gone out: the outbox publishes the batch again, and streams skip what they had."""
+        ...
+
     async def subscribe(self, run_id: str) -> Subscription:
         """Subscribe to ``run_id``; every event published after this returns is delivered."""
         ...

@@ -58,6 +58,9 @@ class Effect:
     op: str
     fields: Callable[[Arguments], Fields]
     outcome: Callable[[Arguments, Any], Fields | None] | None = None
+    # A batch call: one entry per item of the sequence ``fields`` gives, as its single calls
+    # would record (``fields`` then returns ``{"each": [fields, ...]}``).
+    batch: bool = False
 
 
 class Read:
@@ -74,6 +77,10 @@ def _job(arguments: Arguments) -> Fields:
     return {"run_id": arguments["job"].run_id, "attempt": arguments["job"].attempt}
 
 
+def _published(event: RunEvent) -> Fields:
+    return {"run_id": event.run_id, "seq": event.seq, "type": event.type}
+
+
 def _appended(_: Arguments, event: RunEvent) -> Fields:
     data = json_object_copy(event.data, "event data")
     return {"run_id": event.run_id, "seq": event.seq, "type": event.type, "data": data}
@@ -84,9 +91,11 @@ def _appended(_: Arguments, event: RunEvent) -> Fields:
 # rows being marked published is bookkeeping (claims are passed through).
 PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
     EventBusPort: {
-        "publish": Effect(
+        "publish": Effect("publish", lambda a: _published(a["event"])),
+        "publish_batch": Effect(
             "publish",
-            lambda a: {"run_id": a["event"].run_id, "seq": a["event"].seq, "type": a["event"].type},
+            lambda a: {"each": [_published(event) for event in a["events"]]},
+            batch=True,
         ),
         "subscribe": Effect("subscribe", lambda a: {"run_id": a["run_id"]}),
         "aclose": READ,
@@ -255,11 +264,17 @@ class RecordingPort:
             await bind()
             arguments = bind_arguments(args, kwargs)
             fields = kind.fields(arguments)
+            each = fields["each"] if kind.batch else [fields]
             try:
                 result = await target(*args, **kwargs)
             except Exception as error:
-                trace.record_raised(kind.op, error, **fields)
+                for item in each:
+                    trace.record_raised(kind.op, error, **item)
                 raise
+            if kind.batch:
+                for item in each:
+                    trace.record(kind.op, **item)
+                return result
             if kind.outcome is not None:
                 outcome = kind.outcome(arguments, result)
                 if outcome is None:

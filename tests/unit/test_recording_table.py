@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import pytest
 
 import agents_run.ports
+from agents_run import Infra, RunEvent
 from agents_run.ports import QueuePort
 from pytest_agents_run.recording import (
     NOT_WRAPPED,
@@ -23,6 +24,7 @@ from pytest_agents_run.recording import (
     UnlistedPortMethod,
     _argument_binder,
     port_methods,
+    recording_infra,
     table_gaps,
 )
 
@@ -172,3 +174,15 @@ def test_a_wrong_call_to_an_effect_raises_the_usual_type_error(
 ) -> None:
     with pytest.raises(TypeError):
         _argument_binder(inspect.signature(_Signatures.positional))(args, kwargs)
+
+
+async def test_a_published_batch_is_recorded_as_one_publish_per_event() -> None:
+    events = [RunEvent("run-1", seq, "RunStep", {"n": seq}) for seq in (1, 2)]
+    trace = Trace()
+    recorded = recording_infra(Infra.in_memory(), trace)
+    await recorded.bus.publish_batch(events)
+    await recorded.bus.publish(RunEvent("run-1", 3, "RunFinished"))
+    assert trace.entries == [
+        {"op": "publish", "run_id": "run-1", "seq": seq, "type": type_}
+        for seq, type_ in ((1, "RunStep"), (2, "RunStep"), (3, "RunFinished"))
+    ]

@@ -60,6 +60,10 @@ class InMemoryEventBus:
         for subscription in self._subscriptions.get(event.run_id, []):
             subscription.deliver(event)
 
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        for event in events:
+            await self.publish(event)
+
     async def subscribe(self, run_id: str) -> InMemorySubscription:
         subscription = InMemorySubscription(self, run_id)
         self._subscriptions.setdefault(run_id, []).append(subscription)
