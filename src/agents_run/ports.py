@@ -198,6 +198,12 @@ class RunStorePort(Protocol):
         """How many rows ``pending_outbox`` would return, without reading them."""
         ...
 
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` outbox rows published at least ``published_for`` seconds ago
+        (by the store's own clock, which stamped them), oldest first; return how many. Pending
+        rows and events are never deleted: the retention job of the publisher calls it."""
+        ...
+
     def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
     ) -> AbstractAsyncContextManager[OutboxClaim]:

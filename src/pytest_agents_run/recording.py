@@ -143,6 +143,8 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
         "list_lapsed_leases": READ,
         "pending_outbox": READ,
         "count_pending_outbox": READ,
+        # Bookkeeping of published rows, as marking them is.
+        "delete_published_outbox": READ,
         "claim_outbox": READ,
         "wait_for_outbox": READ,
         "create_schema": READ,

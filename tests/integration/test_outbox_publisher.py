@@ -14,6 +14,7 @@ from agents_run import (
     run_worker_once,
     start_run,
 )
+from agents_run.application.outbox_publisher import delete_published_outbox_rows
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -104,3 +105,20 @@ async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
     monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
     assert await publish_pending_outbox_events_once(stop=stop) == 2
     assert await infra.store.count_pending_outbox() == 3
+
+
+async def test_the_retention_job_asks_the_store_for_rows_past_the_infra_s_retention(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[float, int]] = []
+
+    async def delete_published_outbox(*, published_for: float, limit: int = 1000) -> int:
+        asked.append((published_for, limit))
+        return limit if len(asked) < 3 else 1  # two full batches, then the last row
+
+    monkeypatch.setattr(infra.store, "delete_published_outbox", delete_published_outbox)
+    assert await delete_published_outbox_rows(batch=10) == 21
+    assert asked == [(infra.outbox_retention_seconds, 10)] * 3
+    asked.clear()
+    assert await delete_published_outbox_rows(batch=10, most=15) == 15  # bounded per call
+    assert asked == [(infra.outbox_retention_seconds, 10), (infra.outbox_retention_seconds, 5)]

@@ -169,4 +169,8 @@ class Statements:
         claim = " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
         self.claim_all = q(pending + claim)
         self.claim_of_run = q(pending + " AND o.run_id = %s" + claim)
+        self.delete_published = q(
+            "DELETE FROM {s}.outbox WHERE id IN (SELECT id FROM {s}.outbox"
+            " WHERE published_at <= now() - make_interval(secs => %s) ORDER BY id LIMIT %s)"
+        )
         self.mark_published = q("UPDATE {s}.outbox SET published_at = now() WHERE id = ANY(%s)")

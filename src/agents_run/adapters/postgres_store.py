@@ -398,6 +398,13 @@ class PostgresRunStore:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.delete_published, (published_for, limit)
+            )
+            return cursor.rowcount
+
     @asynccontextmanager
     async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500

@@ -26,6 +26,22 @@ async def drain_outbox_for_run(run_id: str) -> int:
     return await _publish(run_id=run_id, stop=None)
 
 
+async def delete_published_outbox_rows(*, batch: int = 1000, most: int = 100_000) -> int:
+    """The retention job: delete the outbox rows published longer than the infra's
+    ``outbox_retention_seconds`` ago (published rows are never read again; the events stay),
+    ``batch`` rows a statement, at most ``most`` in one call; return how many."""
+    infra = get_infra()
+    deleted = 0
+    while deleted < most:
+        count = await infra.store.delete_published_outbox(
+            published_for=infra.outbox_retention_seconds, limit=min(batch, most - deleted)
+        )
+        deleted += count
+        if count < batch:
+            break
+    return deleted
+
+
 async def _publish(run_id: str | None, stop: asyncio.Event | None) -> int:
     infra = get_infra()
     # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
