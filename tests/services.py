@@ -109,6 +109,19 @@ async def delete_redis_keys(url: str, prefix: str) -> int:
     return await delete_keys(url, prefix, connect_timeout=PROBE_TIMEOUT)
 
 
+async def count_redis_connections(url: str, client_name: str, *, pubsub: bool) -> int:
+    """How many connections named ``client_name`` the server holds, subscribed ones or others."""
+    client = _redis_client(url)
+    try:
+        return sum(
+            1
+            for connection in await client.client_list()
+            if connection["name"] == client_name and ("P" in connection["flags"]) == pubsub
+        )
+    finally:
+        await client.aclose()
+
+
 async def kill_redis_connections(url: str, client_name: str, *, pubsub: bool) -> int:
     """Drop the server side of the connections named ``client_name`` (only ours, never others'),
     either the subscribed ones or the others; returns how many were killed."""

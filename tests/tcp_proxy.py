@@ -10,13 +10,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 class TcpProxy:
     """Forwards ``127.0.0.1:port`` to ``target``; ``stop`` drops every connection and refuses new
-    ones until ``start`` listens again on the same port."""
+    ones until ``start`` listens again on the same port. ``blackhole`` = True loses whatever
+    either side sends, without closing anything, as a broken network does."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self.blackhole = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
@@ -38,16 +40,16 @@ class TcpProxy:
             client.close()
             return
         self._open |= {client, server}
-        await asyncio.gather(_pipe(client_in, server), _pipe(server_in, client))
+        await asyncio.gather(self._pipe(client_in, server), self._pipe(server_in, client))
         self._open -= {client, server}
 
-
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while data := await source.read(65536):
-            sink.write(data)
-            await sink.drain()
-    sink.close()
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await source.read(65536):
+                if not self.blackhole:
+                    sink.write(data)
+                    await sink.drain()
+        sink.close()
 
 
 @contextlib.asynccontextmanager

@@ -1,7 +1,7 @@
 """agents-run: agent runs behind one infrastructure seam, ``get_infra()``."""
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
-from agents_run.application.agents import register_agent
+from agents_run.application.agents import register_agent, restoring_agents
 from agents_run.application.cancel_run import cancel_run
 from agents_run.application.infra import Infra, get_infra, reset_infra, set_infra, use_infra
 from agents_run.application.outbox_publisher import (
@@ -58,6 +58,7 @@ __all__ = [
     "publish_pending_outbox_events_once",
     "register_agent",
     "reset_infra",
+    "restoring_agents",
     "run_until_idle",
     "run_worker_once",
     "set_infra",

@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
+from pytest_agents_run.divergence import rerun_command, trace_divergence
 from pytest_agents_run.recording import TraceEntry
+from pytest_agents_run.tracefiles import repeat_trace_file
 from pytest_agents_run.wording import counted
 
 RECORD_PROPERTY = "agents_run_determinism"
@@ -101,37 +104,27 @@ def as_json(entries: list[TraceEntry]) -> list[TraceEntry]:
     return copied
 
 
-def _show(entry: TraceEntry | None) -> str:
-    return "(no entry: the trace ended)" if entry is None else json.dumps(entry)
-
-
-def divergence(reference: RepeatRecord, other: RepeatRecord) -> str | None:
-    """A report of how ``other`` differs from ``reference``, or None where they agree."""
+def divergence(
+    reference: RepeatRecord, other: RepeatRecord, *, footer: Sequence[str] = ()
+) -> str | None:
+    """A report of how ``other`` differs from ``reference``, or None where they agree;
+    ``footer`` lines (how to rerun the test, where the traces are) end it."""
     lines = []
     if other.outcome != reference.outcome:
         lines.append(
             f"  outcome: repeat {reference.repeat} {reference.outcome}, "
             f"repeat {other.repeat} {other.outcome}"
         )
-    for index in range(max(len(reference.trace), len(other.trace))):
-        ours = reference.trace[index] if index < len(reference.trace) else None
-        theirs = other.trace[index] if index < len(other.trace) else None
-        if ours != theirs:
-            lines += [
-                f"  first difference at trace entry {index + 1} (entries before it agree; "
-                f"repeat {reference.repeat} recorded {len(reference.trace)}, "
-                f"repeat {other.repeat} recorded {len(other.trace)}):",
-                f"    repeat {reference.repeat}: {_show(ours)}",
-                f"    repeat {other.repeat}: {_show(theirs)}",
-            ]
-            break
+    lines += trace_divergence(
+        reference.trace, other.trace, f"repeat {reference.repeat}", f"repeat {other.repeat}"
+    )
     if not lines:
         return None
     header = (
         f"non-deterministic: repeat {other.repeat} of {other.of} differs from repeat "
         f"{reference.repeat} of {reference.test}"
     )
-    return "\n".join([header, *lines])
+    return "\n".join([header, *lines, *footer])
 
 
 @dataclass
@@ -148,6 +141,8 @@ class DeterminismChecker:
     that differs, whichever worker ran it and in whatever order the repeats finished.
     """
 
+    config: pytest.Config
+    trace_dir: Path | None = None
     tests: int = 0
     runs: int = 0
     divergences: int = 0
@@ -174,7 +169,14 @@ class DeterminismChecker:
         reference.still_to_come -= 1
         if reference.still_to_come == 0:
             del self._references[record.test]
-        message = divergence(reference.record, record)
+        footer = [rerun_command(self.config, record.test, repeats=record.of)]
+        if self.trace_dir is not None:
+            files = [
+                repeat_trace_file(self.trace_dir, record.test, kept.repeat, kept.of)
+                for kept in (reference.record, record)
+            ]
+            footer.append("traces: " + " ".join(str(file) for file in files))
+        message = divergence(reference.record, record, footer=footer)
         if message is None:
             return
         self.divergences += 1

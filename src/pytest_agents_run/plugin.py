@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents_run import Infra, reset_infra, set_infra
+from agents_run import Infra, reset_infra, restoring_agents, set_infra
 from agents_run.config import (
     BUS_URL,
     QUEUE_URL,
@@ -28,7 +28,7 @@ from agents_run.config import (
     remove_namespace,
 )
 from agents_run.errors import InfraConfigError
-from pytest_agents_run import hookspecs
+from pytest_agents_run import golden, guardrails, hookspecs
 from pytest_agents_run.determinism import (
     RECORD_PROPERTY,
     DeterminismChecker,
@@ -39,9 +39,11 @@ from pytest_agents_run.determinism import (
     repeat_position,
 )
 from pytest_agents_run.deterministic_infra import with_test_ids_and_clock
+from pytest_agents_run.golden import golden_trace  # noqa: F401 - a fixture of the plugin
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
 from pytest_agents_run.loops import LoopBoundCleanup, SpareLoop
 from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
+from pytest_agents_run.tracefiles import dump_trace, repeat_trace_file
 
 MARKER = "deterministic"
 MEMORY_ONLY_MARKER = "agents_run_memory_only"
@@ -95,6 +97,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "in a fresh namespace (Redis key prefix, PostgreSQL schema, SQLite file) removed after "
         f"the test; tests marked {MEMORY_ONLY_MARKER} are skipped.",
     )
+    guardrails.add_options(parser, group)
+    golden.add_options(group)
     parser.addini(
         "agents_run_services",
         "agents-run: services mode (see --agents-run-services).",
@@ -158,8 +162,21 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     config.stash[_settings_key] = settings
     config.stash[_spare_loop_key] = SpareLoop()
+    guardrails.configure(config)
+    traces = golden.GoldenTraces(config, lambda item: _test_of(item, settings.repeats))
+    config.pluginmanager.register(traces, "agents-run-golden")
     if not hasattr(config, "workerinput"):  # an xdist worker only records; the controller compares
-        config.pluginmanager.register(DeterminismChecker(), "agents-run-determinism")
+        checker = DeterminismChecker(config, golden.trace_dir(config))
+        config.pluginmanager.register(checker, "agents-run-determinism")
+        if config.pluginmanager.has_plugin("xdist"):
+            config.pluginmanager.register(
+                golden.XdistStaleGolden(traces), "agents-run-golden-xdist"
+            )
+
+
+def _test_of(item: pytest.Item, repeats: int) -> str:
+    """The test's node id without a repeat's own id: what its repeats have in common."""
+    return nodeid_without_repeat(item.nodeid, *repeat_position(item, repeats))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -255,6 +272,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             fixturenames.insert(0, "infra")
 
 
+@pytest.fixture(autouse=True)
+def _agents_run_agent_registry() -> Iterator[None]:
+    """Agents a test (or its function-scoped fixtures) registers do not leak into the next
+    test; agents it unregisters come back. Set up first, so it is torn down last."""
+    with restoring_agents():
+        yield
+
+
 @pytest.fixture
 def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     """Fresh infra for this test: what ``get_infra()`` returns until the test ends.
@@ -291,7 +316,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         closed = closing.result()
     finally:
         reset_infra()
-    if item.get_closest_marker(MARKER) is not None:
+    if item.get_closest_marker(MARKER) is not None or golden.uses_golden(item):
         # Here rather than at report time: a normalise hook that raises fails this teardown.
         item.stash[_trace_key] = _normalized(item, trace.entries)
     if check_leaks:
@@ -351,19 +376,23 @@ def pytest_runtest_makereport(
     if report.when == "teardown":
         del item.stash[_phase_reports_key]
         # No trace where the infra fixture was not ours (a project's own) or never set up.
+        traced = _trace_key in item.stash
         trace = item.stash.get(_trace_key, [])
-        if _trace_key in item.stash:
+        if traced:
             del item.stash[_trace_key]
-        if item.get_closest_marker(MARKER) is not None:
-            repeat, of = repeat_position(item, item.config.stash[_settings_key].repeats)
-            record = RepeatRecord(
-                test=nodeid_without_repeat(item.nodeid, repeat, of),
-                repeat=repeat,
-                of=of,
-                outcome=outcome_of(reports),
-                trace=trace,
+        repeat, of = repeat_position(item, item.config.stash[_settings_key].repeats)
+        test = nodeid_without_repeat(item.nodeid, repeat, of)
+        outcome = outcome_of(reports)
+        directory = golden.trace_dir(item.config)
+        if traced and directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            repeat_trace_file(directory, test, repeat, of).write_text(
+                dump_trace(trace) + "\n", encoding="utf-8"
             )
+        if item.get_closest_marker(MARKER) is not None:
+            record = RepeatRecord(test=test, repeat=repeat, of=of, outcome=outcome, trace=trace)
             report.user_properties.append((RECORD_PROPERTY, record.to_json()))
+        golden.after_test(item, test, trace, outcome, report)
     return report
 
 

@@ -16,7 +16,6 @@ from agents_run import (
     start_run,
     stream_run,
 )
-from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
 
 pytestmark = pytest.mark.deterministic
@@ -37,24 +36,21 @@ async def test_backfill_then_live_tail_gives_every_seq_once_and_ends_finished(
         for word in ("three", "four"):
             yield {"text": word}
 
-    try:
-        run_id = await start_run("pauses-halfway", {})
-        worker = asyncio.create_task(run_worker_once())
-        await asyncio.wait_for(halfway.wait(), 2)
-        assert await drain_outbox_for_run(run_id) == 3  # RunStarted and two steps, persisted
+    run_id = await start_run("pauses-halfway", {})
+    worker = asyncio.create_task(run_worker_once())
+    await asyncio.wait_for(halfway.wait(), 2)
+    assert await drain_outbox_for_run(run_id) == 3  # RunStarted and two steps, persisted
 
-        received: list[RunEvent] = []
-        stream = stream_run(run_id, from_seq=2, poll_interval=5)
-        received.append(await anext(stream))
-        received.append(await anext(stream))
-        backfilled = len(received)
+    received: list[RunEvent] = []
+    stream = stream_run(run_id, from_seq=2, poll_interval=5)
+    received.append(await anext(stream))
+    received.append(await anext(stream))
+    backfilled = len(received)
 
-        resume.set()
-        assert await asyncio.wait_for(worker, 2) is True
-        assert await drain_outbox_for_run(run_id) == 3  # two steps and RunFinished, live
-        received.extend([e async for e in stream])
-    finally:
-        unregister_agent("pauses-halfway")
+    resume.set()
+    assert await asyncio.wait_for(worker, 2) is True
+    assert await drain_outbox_for_run(run_id) == 3  # two steps and RunFinished, live
+    received.extend([e async for e in stream])
 
     assert backfilled == 2
     assert [e.data.get("text") for e in received] == ["one", "two", "three", "four", None]

@@ -16,6 +16,7 @@ import pytest
 from agents_run.config import InfraConfig
 from tests.integration.http_client import open_event_stream, request
 from tests.services import process_env
+from tests.wire_format import EVENT_SCHEMA, violations
 
 DEADLINE = 20.0
 AGENTS_RUN = str(Path(sys.executable).with_name("agents-run"))
@@ -78,6 +79,8 @@ async def test_runs_started_over_http_are_executed_by_a_worker_process_and_strea
                 ("4", "RunFinished"),
             ]
             assert events[2].json()["data"] == {"text": "y"}
+            # Each SSE data is the wire format's event (docs/schemas/run-event.schema.json).
+            assert [violations(EVENT_SCHEMA, frame.json()) for frame in events] == [[]] * 4
             described = await request(port, "GET", f"/runs/{run_id}")
             assert (described.json()["status"], described.json()["last_seq"]) == ("finished", 4)
             cancelled = await request(port, "POST", f"/runs/{run_id}/cancel")

@@ -190,3 +190,40 @@ async def test_a_failed_job_is_retried_and_the_retry_ends_its_running_run(
     assert [(e.seq, e.type) for e in events] == [(1, "RunStarted"), (2, "RunFailed")]
     assert events[-1].data["error_type"] == "WorkerLost"
     assert await infra.queue.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def add_foreign_job(queue: BullMQQueue, data: dict[str, object]) -> str:
+    """A job as another producer adds it: no job id, no options (its id is BullMQ's counter)."""
+    producer = Queue(queue.name, {"connection": redis_url(), "prefix": queue.key_prefix})
+    try:
+        job = await producer.add("run", data, {})
+    finally:
+        await producer.close()
+    return str(job.id)
+
+
+async def test_a_job_without_the_run_id_as_its_id_is_taken_for_the_run_its_data_names(
+    new_queue: QueueFactory,
+) -> None:
+    queue = new_queue()
+    job_id = await add_foreign_job(queue, {"run_id": "run-7"})
+    assert job_id != "run-7"
+    job = await queue.take_next()
+    assert job is not None
+    assert (job.run_id, job.attempt) == ("run-7", 1)
+    await queue.complete(job)
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+
+
+async def test_a_job_added_without_retry_options_is_retried_as_the_projects_own(
+    new_queue: QueueFactory,
+) -> None:
+    queue = new_queue()
+    await add_foreign_job(queue, {"run_id": "run-7"})
+    for attempt in (1, 2):
+        async with asyncio.timeout(RECOVERY_DEADLINE):
+            while (job := await queue.take_next()) is None:  # noqa: ASYNC110 - a retry timer
+                await asyncio.sleep(RETRY_DELAY_MS / 1000)
+        assert (job.run_id, job.attempt) == ("run-7", attempt)
+        await queue.fail(job, "RuntimeError: store down")
+        assert await queue.counts() == QueueCounts(waiting=1, active=0)  # waiting for a retry

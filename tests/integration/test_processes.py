@@ -15,7 +15,6 @@ from agents_run import (
     start_run,
     stream_run,
 )
-from agents_run.application.agents import unregister_agent
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.domain.json_data import JsonObject
 from tests.leaks import leaves_work_on_purpose
@@ -55,12 +54,9 @@ async def test_draining_lets_a_run_in_progress_finish(infra: Infra) -> None:
         draining.set()  # SIGTERM with a grace period: no new jobs, this run goes on
         yield {"step": 2}
 
-    try:
-        run_id = await start_run("drained-mid-run", {})
-        queued = await start_run("echo", {"text": "never taken"})
-        jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop), 5)
-    finally:
-        unregister_agent("drained-mid-run")
+    run_id = await start_run("drained-mid-run", {})
+    queued = await start_run("echo", {"text": "never taken"})
+    jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop), 5)
     assert jobs == 1
     assert [e.type for e in await infra.store.read_events(run_id)][-1] == "RunFinished"
     assert (await infra.store.get_run(queued)).status == "queued"

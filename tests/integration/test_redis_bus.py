@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from agents_run import InfraUnavailable, RunEvent
 from agents_run.adapters.redis_bus import RedisEventBus, channel_name
 from tests.services import (
+    count_redis_connections,
     delete_redis_keys,
     kill_redis_connections,
     redis_url,
@@ -19,6 +21,12 @@ from tests.tcp_proxy import proxied
 pytestmark = pytest.mark.deterministic
 
 WAIT = 2.0
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10 * WAIT):
+        while not condition():  # noqa: ASYNC110 - the subscriber offers no event to wait on
+            await asyncio.sleep(0.01)
 
 
 def step(seq: int) -> RunEvent:
@@ -99,3 +107,117 @@ async def test_a_malformed_message_on_the_channel_is_skipped(bus: RedisEventBus)
     await bus.publish(step(1))
     assert await subscription.next_event(WAIT) == step(1)
     await subscription.aclose()
+
+
+async def test_subscriptions_to_many_runs_share_one_connection_closed_with_the_last_of_them(
+    bus: RedisEventBus,
+) -> None:
+    runs = [f"run-{n}" for n in range(150)]  # more than redis-py's pool of 100 connections
+    subscriptions = await asyncio.gather(*(bus.subscribe(run) for run in runs))
+    subscriptions.append(await bus.subscribe(runs[0]))  # a second stream of one run
+    assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
+
+    for run in runs:
+        await bus.publish(RunEvent(run_id=run, seq=1, type="RunStep", data={"run": run}))
+    for subscription in subscriptions:
+        event = await subscription.next_event(WAIT)
+        assert event == RunEvent(subscription.run_id, 1, "RunStep", {"run": subscription.run_id})
+        assert await subscription.next_event(0) is None
+
+    for subscription in subscriptions:
+        await subscription.aclose()
+    assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 0
+    assert bus.subscriber.connections_opened == 1
+
+
+async def test_a_run_is_subscribed_on_the_server_once_until_its_last_subscription_closes(
+    bus: RedisEventBus,
+) -> None:
+    async def server_subscribers(run_id: str) -> int:
+        [(_, count)] = await bus.client.pubsub_numsub(channel_name(bus.key_prefix, run_id))
+        return int(count)
+
+    first, second, other = [await bus.subscribe(run) for run in ("run-1", "run-1", "run-2")]
+    assert await server_subscribers("run-1") == 1
+    await first.aclose()
+    assert await server_subscribers("run-1") == 1
+    await second.aclose()
+    assert await server_subscribers("run-1") == 0
+    assert await server_subscribers("run-2") == 1
+    await other.aclose()
+
+
+async def test_a_subscription_that_falls_behind_is_told_once_and_holds_no_other_back() -> None:
+    url = redis_url()
+    prefix = unique_prefix("bus")
+    bus = RedisEventBus(url, key_prefix=prefix, connect_timeout=2.0, buffer_limit=5)
+    try:
+        slow, fast = await bus.subscribe("run-1"), await bus.subscribe("run-1")
+        events = [step(seq) for seq in range(1, 21)]
+        for event in events:  # one reader keeps up while the other reads nothing
+            await bus.publish(event)
+            assert await fast.next_event(WAIT) == event
+
+        # It held at most 5 events: it drops them and says so, then goes on with the newest.
+        assert bus.subscriber.fell_behind == 3
+        assert await slow.next_event(WAIT) is None
+        assert [await slow.next_event(WAIT) for _ in range(5)] == events[15:]
+        assert await slow.next_event(0.1) is None
+        await slow.aclose()
+        await fast.aclose()
+    finally:
+        await bus.aclose()
+        await delete_redis_keys(url, prefix)
+
+
+async def test_a_dropped_connection_resubscribes_every_live_run_each_told_once(
+    bus: RedisEventBus,
+) -> None:
+    subscriptions = [await bus.subscribe(f"run-{n}") for n in range(3)]
+    assert await kill_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
+
+    for subscription in subscriptions:
+        assert await subscription.next_event(WAIT) is None  # back, and maybe with a gap
+    for subscription in subscriptions:
+        event = RunEvent(run_id=subscription.run_id, seq=2, type="RunStep")
+        await bus.publish(event)
+        assert await subscription.next_event(WAIT) == event
+        assert await subscription.next_event(0) is None
+    assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
+    for subscription in subscriptions:
+        await subscription.aclose()
+
+
+async def test_many_subscriptions_closing_at_once_close_cleanly(bus: RedisEventBus) -> None:
+    for _ in range(3):
+        subscriptions = await asyncio.gather(*(bus.subscribe(f"run-{n}") for n in range(50)))
+        await asyncio.gather(*(subscription.aclose() for subscription in subscriptions))
+        assert bus.open_subscriptions() == []
+        assert await count_redis_connections(bus.url, bus.client_name, pubsub=True) == 0
+
+
+async def test_a_connection_that_goes_silent_is_pinged_then_replaced(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = redis_url()
+    prefix = unique_prefix("bus")
+    async with proxied(url) as (proxy, proxied_url):
+        bus = RedisEventBus(
+            proxied_url, key_prefix=prefix, connect_timeout=0.5, keepalive_interval=0.1
+        )
+        try:
+            subscription = await bus.subscribe("run-1")
+            proxy.blackhole = True  # nothing arrives, nothing is closed: only a PING can tell
+            await until(lambda: bus.subscriber.connections_opened >= 2)  # gave up on the first
+            assert "no answer to PING" in caplog.text
+            assert not bus.subscriber.listening
+
+            proxy.blackhole = False
+            await until(lambda: bus.subscriber.listening)
+            assert await subscription.next_event(WAIT) is None  # back, and maybe with a gap
+            await bus.publish(step(2))
+            assert await subscription.next_event(WAIT) == step(2)
+            await subscription.aclose()
+        finally:
+            await bus.aclose()
+            await delete_redis_keys(url, prefix)

@@ -15,7 +15,6 @@ from agents_run import (
     run_worker_once,
     start_run,
 )
-from agents_run.application.agents import unregister_agent
 from agents_run.domain.json_data import JsonObject
 from tests.leaks import leaves_work_on_purpose
 
@@ -39,12 +38,9 @@ async def test_work_that_never_settles_raises_naming_what_is_left(infra: Infra) 
         await start_run("spawns-forever", {})
         yield {}
 
-    try:
-        await start_run("spawns-forever", {})
-        with pytest.raises(DrainDidNotSettle, match="max_steps=5 with work left: 1 job"):
-            await run_until_idle(max_steps=5)
-    finally:
-        unregister_agent("spawns-forever")
+    await start_run("spawns-forever", {})
+    with pytest.raises(DrainDidNotSettle, match="max_steps=5 with work left: 1 job"):
+        await run_until_idle(max_steps=5)
 
 
 @pytest.mark.parametrize("max_steps", [0, -1, True, 2.5])
@@ -60,12 +56,9 @@ async def test_an_agent_that_never_ends_raises_instead_of_hanging(infra: Infra) 
         while True:
             yield {"still": "going"}
 
-    try:
-        run_id = await start_run("endless", {})
-        with pytest.raises(DrainDidNotSettle, match="agent 'endless' yielded more than 50 steps"):
-            await run_until_idle(max_steps_per_run=50)
-    finally:
-        unregister_agent("endless")
+    run_id = await start_run("endless", {})
+    with pytest.raises(DrainDidNotSettle, match="agent 'endless' yielded more than 50 steps"):
+        await run_until_idle(max_steps_per_run=50)
     run = await infra.store.get_run(run_id)
     assert (run.status, run.last_seq) == ("failed", 52)  # RunStarted, 50 steps, RunFailed
 
@@ -81,17 +74,14 @@ async def test_a_job_whose_worker_task_was_cancelled_is_run_again(infra: Infra) 
             await asyncio.Event().wait()  # the first worker is cancelled here
         yield {"step": 1}
 
-    try:
-        run_id = await start_run("hangs-once", {})
-        worker = asyncio.create_task(run_worker_once())
-        await asyncio.wait_for(started.wait(), 2)
-        worker.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await worker
-        assert await cancel_run(run_id) is True  # only a flag: the run is running, no worker
-        await run_until_idle()
-    finally:
-        unregister_agent("hangs-once")
+    run_id = await start_run("hangs-once", {})
+    worker = asyncio.create_task(run_worker_once())
+    await asyncio.wait_for(started.wait(), 2)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
+    assert await cancel_run(run_id) is True  # only a flag: the run is running, no worker
+    await run_until_idle()
     assert [e.type for e in await infra.store.read_events(run_id)] == [
         "RunStarted",
         "RunCancelled",  # what was asked for; without the request it would be WorkerLost
@@ -113,12 +103,9 @@ async def test_an_agent_waiting_forever_raises_at_the_timeout(infra: Infra) -> N
         await asyncio.Event().wait()
         yield {}
 
-    try:
-        run_id = await start_run("waits-forever", {})
-        with pytest.raises(DrainDidNotSettle, match=r"took longer than timeout=0\.05s"):
-            await run_until_idle(timeout=0.05)
-    finally:
-        unregister_agent("waits-forever")
+    run_id = await start_run("waits-forever", {})
+    with pytest.raises(DrainDidNotSettle, match=r"took longer than timeout=0\.05s"):
+        await run_until_idle(timeout=0.05)
     # The cancelled worker failed the job on its way out: it is retried, and the retry ends
     # the run, which had started, WorkerLost.
     assert await run_until_idle() == 1

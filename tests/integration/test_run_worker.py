@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,14 +28,13 @@ pytestmark = [
 
 
 @pytest.fixture
-def failing_agent() -> Iterator[str]:
+def failing_agent() -> str:
     @register_agent("fails-after-one-step")
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
         yield {"step": 1}
         raise RuntimeError("model unavailable")
 
-    yield "fails-after-one-step"
-    unregister_agent("fails-after-one-step")
+    return "fails-after-one-step"
 
 
 async def types_of(infra: Infra, run_id: str) -> list[str]:
@@ -75,11 +74,8 @@ async def test_an_agent_that_yields_non_json_fails_its_run(infra: Infra) -> None
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
         yield {"ids": {1, 2}}
 
-    try:
-        run_id = await start_run("yields-a-set", {})
-        await run_worker_once()
-    finally:
-        unregister_agent("yields-a-set")
+    run_id = await start_run("yields-a-set", {})
+    await run_worker_once()
     last = (await infra.store.read_events(run_id))[-1]
     assert last.type == "RunFailed"
     assert last.data["error_type"] == "InvalidArgument"
@@ -89,7 +85,7 @@ async def test_an_agent_that_yields_non_json_fails_its_run(infra: Infra) -> None
 async def test_an_agent_missing_in_the_worker_fails_the_run(infra: Infra) -> None:
     register_agent("only-in-the-api-process", lambda input: _no_steps())
     run_id = await start_run("only-in-the-api-process", {})
-    unregister_agent("only-in-the-api-process")
+    unregister_agent("only-in-the-api-process")  # the worker process never imported it
     await run_worker_once()
     last = (await infra.store.read_events(run_id))[-1]
     assert (last.type, last.data["error_type"]) == ("RunFailed", "UnknownAgent")
@@ -111,11 +107,8 @@ async def test_cancellation_stops_a_running_run_at_the_next_step(infra: Infra) -
         yield {"step": 2}
         yield {"step": 3}  # never reached
 
-    try:
-        run_ids.append(await start_run("cancelled-mid-run", {}))
-        assert await run_worker_once() is True
-    finally:
-        unregister_agent("cancelled-mid-run")
+    run_ids.append(await start_run("cancelled-mid-run", {}))
+    assert await run_worker_once() is True
     events = await infra.store.read_events(run_ids[0])
     assert [(e.type, e.data) for e in events] == [
         ("RunStarted", {"agent": "cancelled-mid-run"}),
@@ -159,11 +152,8 @@ async def test_a_stopping_worker_ends_its_run_at_the_next_step(infra: Infra) -> 
         yield {"step": 2}
         yield {"step": 3}  # never reached
 
-    try:
-        run_id = await start_run("outlives-the-worker", {})
-        assert await run_worker_once(stop=stop) is True
-    finally:
-        unregister_agent("outlives-the-worker")
+    run_id = await start_run("outlives-the-worker", {})
+    assert await run_worker_once(stop=stop) is True
     events = await infra.store.read_events(run_id)
     assert [e.type for e in events] == ["RunStarted", "RunStep", "RunStep", "RunFailed"]
     assert events[-1].data == {
@@ -209,15 +199,12 @@ async def test_a_cancelled_worker_fails_its_job_so_that_a_retry_ends_the_run(inf
         await asyncio.Event().wait()
         yield {}
 
-    try:
-        run_id = await start_run("never-ends", {})
-        worker = asyncio.create_task(run_worker_once())
-        await asyncio.wait_for(started.wait(), 2)
-        worker.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await worker
-    finally:
-        unregister_agent("never-ends")
+    run_id = await start_run("never-ends", {})
+    worker = asyncio.create_task(run_worker_once())
+    await asyncio.wait_for(started.wait(), 2)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await worker
     counts = await infra.queue.counts()
     assert (counts.waiting, counts.active) == (1, 0)  # failed, to be retried
     assert (await infra.store.get_run(run_id)).status == "running"  # until the retry ends it

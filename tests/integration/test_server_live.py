@@ -27,7 +27,6 @@ from agents_run import (
     run_worker_once,
     start_run,
 )
-from agents_run.application.agents import unregister_agent
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.domain.json_data import JsonObject
 from agents_run.server import HttpApiServer, ServerLimits
@@ -52,33 +51,28 @@ async def test_backfill_then_live_tail_then_resume_with_last_event_id(
         yield {"text": "two"}
         yield {"text": "three"}
 
-    try:
-        response = await request(
-            server.port, "POST", "/runs", json_body={"agent": "pauses-halfway"}
-        )
-        run_id = response.json()["run_id"]
-        worker = asyncio.create_task(run_worker_once())
-        await asyncio.wait_for(halfway.wait(), DEADLINE)
-        await publish_pending_outbox_events_once()
-        path = f"/runs/{run_id}/events"
-        async with open_event_stream(server.port, path) as stream:
-            backfill = [await stream.next_event(), await stream.next_event()]
-            assert [(f.id, f.event) for f in backfill if f] == [
-                ("1", "RunStarted"),
-                ("2", "RunStep"),
-            ]
-            resume.set()  # from here on the worker appends and the publisher publishes live
-            publisher = asyncio.create_task(publish_until_idle(worker))
-            live = await stream.next_event()
-            assert live is not None
-            assert (live.id, live.event, live.json()["data"]) == ("3", "RunStep", {"text": "two"})
-        # The client drops the connection after seq 3 and reconnects the way EventSource does.
-        async with open_event_stream(server.port, path, {"Last-Event-ID": "3"}) as stream:
-            rest = await stream.events_to_the_end()
-        assert [(f.id, f.event) for f in rest] == [("4", "RunStep"), ("5", "RunFinished")]
-        await asyncio.wait_for(publisher, DEADLINE)
-    finally:
-        unregister_agent("pauses-halfway")
+    response = await request(server.port, "POST", "/runs", json_body={"agent": "pauses-halfway"})
+    run_id = response.json()["run_id"]
+    worker = asyncio.create_task(run_worker_once())
+    await asyncio.wait_for(halfway.wait(), DEADLINE)
+    await publish_pending_outbox_events_once()
+    path = f"/runs/{run_id}/events"
+    async with open_event_stream(server.port, path) as stream:
+        backfill = [await stream.next_event(), await stream.next_event()]
+        assert [(f.id, f.event) for f in backfill if f] == [
+            ("1", "RunStarted"),
+            ("2", "RunStep"),
+        ]
+        resume.set()  # from here on the worker appends and the publisher publishes live
+        publisher = asyncio.create_task(publish_until_idle(worker))
+        live = await stream.next_event()
+        assert live is not None
+        assert (live.id, live.event, live.json()["data"]) == ("3", "RunStep", {"text": "two"})
+    # The client drops the connection after seq 3 and reconnects the way EventSource does.
+    async with open_event_stream(server.port, path, {"Last-Event-ID": "3"}) as stream:
+        rest = await stream.events_to_the_end()
+    assert [(f.id, f.event) for f in rest] == [("4", "RunStep"), ("5", "RunFinished")]
+    await asyncio.wait_for(publisher, DEADLINE)
 
 
 async def publish_until_idle(worker: asyncio.Task[bool]) -> None:
@@ -140,15 +134,12 @@ async def test_on_shutdown_a_run_in_progress_may_end_within_the_grace_period(
         await release.wait()
         yield {"step": 1}
 
-    try:
-        serving, port, _ = await serving_in_process(stop, grace=DEADLINE * 10)
-        response = await request(port, "POST", "/runs", json_body={"agent": "ends-when-released"})
-        await asyncio.wait_for(started.wait(), DEADLINE)
-        stop.set()
-        release.set()  # after the shutdown began: the grace period lets the run finish
-        assert await asyncio.wait_for(serving, DEADLINE) == 0
-    finally:
-        unregister_agent("ends-when-released")
+    serving, port, _ = await serving_in_process(stop, grace=DEADLINE * 10)
+    response = await request(port, "POST", "/runs", json_body={"agent": "ends-when-released"})
+    await asyncio.wait_for(started.wait(), DEADLINE)
+    stop.set()
+    release.set()  # after the shutdown began: the grace period lets the run finish
+    assert await asyncio.wait_for(serving, DEADLINE) == 0
     events = await infra.store.read_events(response.json()["run_id"])
     assert [event.type for event in events] == ["RunStarted", "RunStep", "RunFinished"]
     assert await infra.store.pending_outbox() == []
@@ -166,14 +157,11 @@ async def test_on_shutdown_a_run_that_outlives_the_grace_period_stops_at_its_nex
             yield {}
             await asyncio.sleep(0.01)
 
-    try:
-        serving, port, _ = await serving_in_process(stop, grace=0)
-        response = await request(port, "POST", "/runs", json_body={"agent": "never-ends"})
-        await asyncio.wait_for(started.wait(), DEADLINE)
-        stop.set()
-        assert await asyncio.wait_for(serving, DEADLINE) == 0
-    finally:
-        unregister_agent("never-ends")
+    serving, port, _ = await serving_in_process(stop, grace=0)
+    response = await request(port, "POST", "/runs", json_body={"agent": "never-ends"})
+    await asyncio.wait_for(started.wait(), DEADLINE)
+    stop.set()
+    assert await asyncio.wait_for(serving, DEADLINE) == 0
     last = (await infra.store.read_events(response.json()["run_id"]))[-1]
     assert (last.type, last.data["error_type"]) == ("RunFailed", "WorkerShutdown")
     assert await infra.store.pending_outbox() == []

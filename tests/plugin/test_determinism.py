@@ -7,16 +7,14 @@ DICE_TEST = """
 import random
 import pytest
 from agents_run import register_agent, run_until_idle, start_run
-from agents_run.application.agents import unregister_agent
 
 @pytest.fixture
 def dice():
-    @register_agent("dice")
+    @register_agent("dice")  # the plugin unregisters it after the test
     async def roll(input):
         yield {"roll": random.randint(1, 10**9)}
 
-    yield "dice"
-    unregister_agent("dice")  # the registry is process-wide: leave it as it was
+    return "dice"
 
 @pytest.mark.deterministic
 async def test_roll(dice):  # no infra argument: a deterministic test gets fresh infra anyway
@@ -78,25 +76,20 @@ def test_the_option_overrides_the_ini_setting_and_1_means_no_repeats(
     result.stdout.fnmatch_lines([*expected, f"{runs} test* collected*"])
 
 
-def test_a_random_test_is_caught_with_the_repeat_and_both_versions_of_the_first_difference(
+def test_a_random_test_is_caught_with_the_repeat_and_the_path_of_the_first_difference(
     project: pytest.Pytester,
 ) -> None:
     project.makepyfile(test_dice=DICE_TEST)
     result = project.runpytest("--repeat-deterministic=3", "-p", "no:randomly")
     result.assert_outcomes(passed=3, errors=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    entry = (
-        '{"op": "append_event", "run_id": "run-000001", "seq": 2, "type": "RunStep", '
-        '"data": {"roll": *}}'
-    )
     result.stdout.fnmatch_lines(
         [
             "*ERROR at teardown of test_roll[[]2-3]*",
             "non-deterministic: repeat 2 of 3 differs from repeat 1 of test_dice.py::test_roll",
-            "  first difference at trace entry 5 (entries before it agree; "
-            "repeat 1 recorded 10, repeat 2 recorded 10):",
-            f"    repeat 1: {entry}",
-            f"    repeat 2: {entry}",
+            "  entry 5 (append_event run-000001 seq 2, agent dice): data.roll: * != *",
+            "    (repeat 1 != repeat 2; the first 4 agree; repeat 1 recorded 10, repeat 2 10)",
+            "rerun: pytest test_dice.py::test_roll --repeat-deterministic=3",
             "*ERROR at teardown of test_roll[[]3-3]*",
             "non-deterministic: repeat 3 of 3 differs from repeat 1 of test_dice.py::test_roll",
             "agents-run: 1 deterministic test, 3 runs, 2 divergences",
@@ -188,7 +181,7 @@ def test_repeats_on_different_xdist_workers_are_compared_on_the_controller(
     result.stdout.fnmatch_lines(
         [
             "non-deterministic: repeat ? of 3 differs from repeat ? of test_dice.py::test_roll*",
-            "  first difference at trace entry 5 *",
+            "  entry 5 (append_event run-000001 seq 2, agent dice): data.roll: * != *",
             "agents-run: 3 deterministic tests, 9 runs, 2 divergences",
         ]
     )
@@ -222,8 +215,11 @@ def test_pytest_randomly_beside_it_exposes_a_test_that_uses_random_state(
             "Using --randomly-seed=7",
             "non-deterministic: repeat ? of 3 differs from repeat ? of "
             "test_random.py::test_uses_random",
-            '    repeat ?: {"op": "create_run", "run_id": "run-000001", "agent": "echo", '
-            '"input": {"text": "0.*"}}',
+            "  entry 1 (create_run run-000001, agent echo): input.text:",
+            '    repeat ?: "0.*"',
+            '    repeat ?: "0.*"',
+            "rerun: pytest test_random.py::test_uses_random --repeat-deterministic=3 "
+            "--randomly-seed=7",
         ]
     )
 

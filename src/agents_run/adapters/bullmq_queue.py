@@ -1,7 +1,8 @@
 """The job queue on BullMQ (Python), driven step by step: take, then complete or fail.
 
 The queue is ``{key_prefix}-runs`` with BullMQ's key prefix ``{key_prefix}``, so namespaces never
-share keys; a job's id is its run id, which makes enqueueing idempotent per run. Jobs are taken
+share keys; a job's id is its run id, which makes enqueueing idempotent per run (a job another
+producer added names its run in ``data.run_id``: docs/wire-format.md). Jobs are taken
 with a ``Worker`` that has no processor (BullMQ's manual processing), so nothing runs in the
 background except the renewal of the locks of the jobs this adapter holds. A job whose worker
 vanished keeps no lock; ``recover_stalled`` (which the worker process calls periodically) moves
@@ -105,8 +106,13 @@ class BullMQQueue:
     async def enqueue(self, run_id: str) -> None:
         if not run_id or ":" in run_id:
             raise InvalidArgument(f"run id {run_id!r} cannot be a BullMQ job id: use no ':'")
-        options = {
-            "jobId": run_id,
+        options = {"jobId": run_id, **self._job_options()}
+        async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
+            await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
+
+    def _job_options(self) -> dict[str, Any]:
+        """The options every run's job gets; docs/wire-format.md lists them for other producers."""
+        return {
             "removeOnComplete": {"age": KEEP_COMPLETED_SECONDS},
             "removeOnFail": {"age": KEEP_FAILED_SECONDS},
             # fail() records the error as text; BullMQ would store the adapter's own stack.
@@ -115,8 +121,23 @@ class BullMQQueue:
             "attempts": MAX_JOB_ATTEMPTS,
             "backoff": {"type": "exponential", "delay": self._retry_delay_ms},
         }
-        async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
-            await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
+
+    def _adopt(self, taken: BullJob) -> str:
+        """The run id of a job another producer may have added (a Node service, say), with the
+        project's options filled in where it left them out: without retries, a run whose worker
+        failed would never be ended by a later one."""
+        data = taken.data if isinstance(taken.data, dict) else {}
+        named = data.get("run_id")
+        run_id = named if isinstance(named, str) and named else str(taken.id)
+        options = taken.opts
+        defaults = self._job_options()
+        for option in ("removeOnComplete", "removeOnFail", "backoff"):
+            if not options.get(option):
+                options[option] = defaults[option]
+        attempts = options.get("attempts")
+        if not isinstance(attempts, int) or attempts < MAX_JOB_ATTEMPTS:
+            options["attempts"] = MAX_JOB_ATTEMPTS
+        return run_id
 
     async def take_next(self) -> Job | None:
         token = next(self._tokens)
@@ -126,10 +147,10 @@ class BullMQQueue:
             taken: BullJob | None = await self._worker.moveToActive(token)
         if taken is None:
             return None
-        run_id = str(taken.id)
+        run_id = self._adopt(taken)
         self._held[run_id] = taken
         self._worker.lockManager.start()
-        self._worker.lockManager.track_job(run_id, token, int(time.time() * 1000))
+        self._worker.lockManager.track_job(str(taken.id), token, int(time.time() * 1000))
         return Job(run_id=run_id, attempt=int(taken.attemptsStarted))
 
     async def complete(self, job: Job) -> None:
@@ -157,7 +178,7 @@ class BullMQQueue:
             taken = self._held.pop(job.run_id)
         except KeyError:
             raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
-        self._worker.lockManager.untrack_job(job.run_id)
+        self._worker.lockManager.untrack_job(str(taken.id))
         return taken
 
     async def recover_stalled(self) -> list[str]:

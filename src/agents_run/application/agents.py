@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import overload
 
 from agents_run.domain.json_data import JsonObject
@@ -48,8 +49,20 @@ def registered_agents() -> list[str]:
 
 
 def unregister_agent(name: str) -> None:
-    """Remove an agent (for tests that register throwaway agents)."""
+    """Remove an agent."""
     _registry.pop(name, None)
+
+
+@contextmanager
+def restoring_agents() -> Iterator[None]:
+    """Inside the block, register and unregister agents freely: when it ends, the registry is
+    as it was before (the plugin wraps every test in this)."""
+    saved = dict(_registry)
+    try:
+        yield
+    finally:
+        _registry.clear()
+        _registry.update(saved)
 
 
 @register_agent("echo")

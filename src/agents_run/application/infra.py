@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -71,17 +71,36 @@ _current: ContextVar[Infra] = ContextVar("agents_run_infra")
 # (never at import). Setting it in the ContextVar instead would give a task created before the
 # first get_infra() a private default of its own.
 _process_default: Infra | None = None
+# The default reset_infra() made in this context: get_infra() returning it falls back too.
+_reset_default: ContextVar[Infra | None] = ContextVar("agents_run_reset_default", default=None)
+# Called where get_infra() falls back to a default: a test harness's check (the pytest plugin's
+# --agents-run-require-infra), which may raise. None (no check) costs one comparison.
+_fallback_guard: Callable[[], None] | None = None
 
 
 def get_infra() -> Infra:
     """The current infrastructure; the process's in-memory default where none was set."""
     global _process_default  # noqa: PLW0603 - the lazily built process-wide default
     try:
-        return _current.get()
+        infra = _current.get()
     except LookupError:
         if _process_default is None:
             _process_default = Infra.in_memory()
-        return _process_default
+        infra = _process_default
+    else:
+        if _fallback_guard is None or infra is not _reset_default.get():
+            return infra
+    if _fallback_guard is not None:
+        _fallback_guard()
+    return infra
+
+
+def set_fallback_guard(guard: Callable[[], None] | None) -> Callable[[], None] | None:
+    """Have ``guard()`` called (None: nothing) whenever ``get_infra()`` falls back to a default
+    infra that nobody set; returns the guard it replaces. For test harnesses."""
+    global _fallback_guard  # one check per process, set by the harness
+    previous, _fallback_guard = _fallback_guard, guard
+    return previous
 
 
 def set_infra(infra: Infra) -> None:
@@ -92,7 +111,9 @@ def set_infra(infra: Infra) -> None:
 
 def reset_infra() -> None:
     """Back to a fresh in-memory default, in this context and in tasks created from it."""
-    _current.set(Infra.in_memory())
+    fresh = Infra.in_memory()
+    _current.set(fresh)
+    _reset_default.set(fresh)
 
 
 @contextmanager

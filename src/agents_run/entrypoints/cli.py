@@ -21,6 +21,7 @@ from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
 from agents_run.config import LEASE_SECONDS, MEMORY_URL, load_infra_from_config, read_config
+from agents_run.entrypoints import guardrails
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="modules to import first; they register agents with register_agent",
     )
 
+    guardrails.add_command(commands)
     demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
     demo.set_defaults(handler=_demo)
 
@@ -292,6 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "guardrails":  # file work only: no agents, no infra
+            return guardrails.run(args)
         _import_agent_modules(getattr(args, "agents", ""))
         load_infra_from_config()
 
