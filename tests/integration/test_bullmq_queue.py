@@ -9,10 +9,16 @@ from datetime import timedelta
 import pytest
 from bullmq import Queue
 
-from agents_run import Infra, InMemoryEventBus, InMemoryRunStore, run_worker_once, start_run
+from agents_run import (
+    Infra,
+    InMemoryEventBus,
+    InMemoryRunStore,
+    ManualClock,
+    run_worker_once,
+    start_run,
+)
 from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
 from agents_run.application.infra import use_infra
-from agents_run.ids_and_time import ManualClock
 from agents_run.ports import QueueCounts
 from tests.services import delete_redis_keys, redis_url, unique_prefix
 from tests.tcp_proxy import proxied

@@ -12,13 +12,20 @@ from datetime import timedelta
 
 import pytest
 
-from agents_run import Infra, RunStatus, cancel_run, register_agent, run_worker_once, start_run
+from agents_run import (
+    Infra,
+    ManualClock,
+    RunStatus,
+    cancel_run,
+    register_agent,
+    run_worker_once,
+    start_run,
+)
 from agents_run.adapters.memory import InMemoryQueue
 from agents_run.application.agents import unregister_agent
 from agents_run.application.infra import use_infra
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.json_data import JsonObject
-from agents_run.ids_and_time import ManualClock
 from tests.leaks import leaves_work_on_purpose
 
 # The worker only appends: these tests stop before publishing.

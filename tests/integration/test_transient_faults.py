@@ -13,6 +13,7 @@ import pytest
 from agents_run import (
     Infra,
     InfraUnavailable,
+    ManualClock,
     RunEvent,
     RunStatus,
     register_agent,
@@ -30,7 +31,6 @@ from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.sweep_runs import DEFAULT_REQUEUE_AFTER
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.json_data import JsonObject
-from agents_run.ids_and_time import ManualClock
 from tests.leaks import leaves_work_on_purpose
 from tests.redis_server import own_redis_server
 from tests.services import postgres_url, unique_prefix
