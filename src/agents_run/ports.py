@@ -38,6 +38,12 @@ class EventBusPort(Protocol):
 
     async def publish(self, event: RunEvent) -> None: ...
 
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        """Publish ``events`` in order, in as few round trips as the bus can (the outbox
+        publisher sends each claimed batch so). Where it raises, any first part of them may
+        have gone out: the outbox publishes the batch again, and streams skip what they had."""
+        ...
+
     async def subscribe(self, run_id: str) -> Subscription:
         """Subscribe to ``run_id``; every event published after this returns is delivered."""
         ...
@@ -190,6 +196,12 @@ class RunStorePort(Protocol):
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
         """How many rows ``pending_outbox`` would return, without reading them."""
+        ...
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` outbox rows published at least ``published_for`` seconds ago
+        (by the store's own clock, which stamped them), oldest first; return how many. Pending
+        rows and events are never deleted: the retention job of the publisher calls it."""
         ...
 
     def claim_outbox(

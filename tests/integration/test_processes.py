@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -145,19 +145,19 @@ async def test_the_publisher_retries_after_an_error(
     stop = asyncio.Event()
     run_id = await start_run("echo", {"text": "a"})
     await run_worker_once()
-    real_publish = infra.bus.publish
+    real_publish_batch = infra.bus.publish_batch
     failures = 1
 
-    async def flaky_publish(event: RunEvent) -> None:
+    async def flaky_publish_batch(events: Sequence[RunEvent]) -> None:
         nonlocal failures
         if failures:
             failures -= 1
             raise ConnectionError("redis restarting")
-        await real_publish(event)
-        if event.is_terminal:
+        await real_publish_batch(events)
+        if any(event.is_terminal for event in events):
             stop.set()
 
-    monkeypatch.setattr(infra.bus, "publish", flaky_publish)
+    monkeypatch.setattr(infra.bus, "publish_batch", flaky_publish_batch)
     with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
         published = await asyncio.wait_for(serve_publisher(stop=stop, idle_wait=0.01), 5)
     assert published == 3

@@ -7,7 +7,6 @@ same thing every time it runs.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.json_data import JsonObject, json_object_copy
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
 
@@ -60,6 +59,10 @@ class InMemoryEventBus:
         self.published.append(event)
         for subscription in self._subscriptions.get(event.run_id, []):
             subscription.deliver(event)
+
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        for event in events:
+            await self.publish(event)
 
     async def subscribe(self, run_id: str) -> InMemorySubscription:
         subscription = InMemorySubscription(self, run_id)
@@ -169,6 +172,15 @@ class InMemoryQueue:
         return None
 
 
+def _changed(run: Run, **changes: object) -> Run:
+    """``dataclasses.replace`` without its per-call look at the fields, for the append hot path:
+    ``Run`` is a frozen dataclass whose ``__init__`` checks nothing, so a copy of its fields with
+    some changed is the same value ``replace`` makes."""
+    changed = object.__new__(Run)
+    changed.__dict__.update(run.__dict__, **changes)
+    return changed
+
+
 @dataclass
 class _StoredRun:
     run: Run
@@ -217,9 +229,8 @@ class InMemoryRunStore:
         if run.id in self._runs:
             raise InvalidArgument(f"run {run.id!r} already exists")
         # Copies, as a real store would keep: a caller mutating its dict later changes nothing.
-        self._runs[run.id] = _StoredRun(
-            replace(run, input=copy.deepcopy(ensure_json_object(run.input, "run input")))
-        )
+        stored_input = json_object_copy(run.input, "run input")
+        self._runs[run.id] = _StoredRun(replace(run, input=stored_input))
 
     async def get_run(self, run_id: str) -> Run:
         return self._stored(run_id).run
@@ -248,7 +259,7 @@ class InMemoryRunStore:
         )
         event = appended.event
         stored.events.append(event)
-        stored.run = replace(run, status=appended.status, last_seq=event.seq, updated_at=at)
+        stored.run = _changed(run, status=appended.status, last_seq=event.seq, updated_at=at)
         row_id = next(self._outbox_ids)
         self._outbox[row_id] = OutboxRow(id=row_id, event=event)
         self._outbox_appended.set()
@@ -320,15 +331,21 @@ class InMemoryRunStore:
         ]
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
-        return len(await self.pending_outbox(run_id))
+        return len(self._outbox) if run_id is None else len(await self.pending_outbox(run_id))
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        return 0  # rows leave this outbox as soon as they are marked published
 
     @asynccontextmanager
     async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
     ) -> AsyncIterator[InMemoryOutboxClaim]:
-        rows = [row for row in await self.pending_outbox(run_id) if row.id not in self._claimed][
-            :limit
-        ]
+        candidates = (
+            row
+            for row in self._outbox.values()
+            if row.id not in self._claimed and (run_id is None or row.event.run_id == run_id)
+        )
+        rows = list(itertools.islice(candidates, limit))
         ids = {row.id for row in rows}
         self._claimed |= ids
         try:

@@ -80,16 +80,16 @@ def run_from_row(row: Row, *, load_json: LoadJson = _same, load_time: LoadTime =
 def events_from_rows(
     run_id: str, rows: Iterable[Row], *, load_json: LoadJson = _same
 ) -> list[RunEvent]:
-    """Events of ``run_id`` from rows of ``seq, type, data``."""
+    """Events of ``run_id`` from rows of ``seq, type, data``: checked when they were appended,
+    so not again on every read (a backfill of a long run reads them by the thousand)."""
     return [
-        RunEvent(run_id=run_id, seq=seq, type=type_, data=load_json(data))
-        for seq, type_, data in rows
+        RunEvent.checked_already(run_id, seq, type_, load_json(data)) for seq, type_, data in rows
     ]
 
 
 def outbox_rows_from_rows(rows: Iterable[Row], *, load_json: LoadJson = _same) -> list[OutboxRow]:
     """Outbox rows from rows of ``outbox id, run_id, seq, type, data``."""
     return [
-        OutboxRow(id=id_, event=RunEvent(run_id=run_id, seq=seq, type=type_, data=load_json(data)))
+        OutboxRow(id=id_, event=RunEvent.checked_already(run_id, seq, type_, load_json(data)))
         for id_, run_id, seq, type_, data in rows
     ]

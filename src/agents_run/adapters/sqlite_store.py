@@ -366,6 +366,20 @@ class SqliteRunStore:
             rows = await self._call(self._read, count + " AND run_id = ?", (run_id,))
         return int(rows[0][0])
 
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        def delete(connection: sqlite3.Connection) -> int:
+            # julianday reads the stamps' UTC offsets; a day is 86,400 seconds.
+            cursor = connection.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                " WHERE published_at IS NOT NULL"
+                " AND julianday(published_at) <= julianday('now') - ? / 86400.0"
+                " ORDER BY id LIMIT ?)",
+                (published_for, limit),
+            )
+            return cursor.rowcount
+
+        return await self._call(self._transaction, delete)
+
     @asynccontextmanager
     async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500

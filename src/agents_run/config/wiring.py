@@ -187,9 +187,16 @@ def build_infra(config: InfraConfig) -> Infra:
             ids=SequentialIds(),
             clock=ManualClock(),
             lease_seconds=config.lease_seconds,
+            outbox_retention_seconds=config.outbox_retention_seconds,
         )
     # Random ids, the system clock.
-    return Infra(bus=bus, queue=queue, store=store, lease_seconds=config.lease_seconds)
+    return Infra(
+        bus=bus,
+        queue=queue,
+        store=store,
+        lease_seconds=config.lease_seconds,
+        outbox_retention_seconds=config.outbox_retention_seconds,
+    )
 
 
 def build_served_infra(config: InfraConfig, *, max_finished_runs: int | None) -> Infra:
