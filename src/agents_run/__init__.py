@@ -8,8 +8,10 @@ from agents_run.application.outbox_publisher import (
     drain_outbox_for_run,
     publish_pending_outbox_events_once,
 )
+from agents_run.application.run_context import RetryPolicy, RunContext
 from agents_run.application.run_until_idle import run_until_idle
 from agents_run.application.run_worker import run_worker_once
+from agents_run.application.running_worker import running_worker, wait_for_run
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import sweep_orphaned_runs
@@ -21,7 +23,9 @@ from agents_run.errors import (
     InfraConfigError,
     InfraUnavailable,
     InvalidArgument,
+    RunDidNotEnd,
     RunNotFound,
+    StepResultNotJson,
     StreamIdleTimeout,
     UnknownAgent,
 )
@@ -39,10 +43,14 @@ __all__ = [
     "InfraUnavailable",
     "InvalidArgument",
     "QueuePort",
+    "RetryPolicy",
+    "RunContext",
+    "RunDidNotEnd",
     "RunEvent",
     "RunNotFound",
     "RunStatus",
     "RunStorePort",
+    "StepResultNotJson",
     "StreamIdleTimeout",
     "UnknownAgent",
     "cancel_run",
@@ -54,9 +62,11 @@ __all__ = [
     "reset_infra",
     "run_until_idle",
     "run_worker_once",
+    "running_worker",
     "set_infra",
     "start_run",
     "stream_run",
     "sweep_orphaned_runs",
     "use_infra",
+    "wait_for_run",
 ]

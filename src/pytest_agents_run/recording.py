@@ -16,6 +16,7 @@ from typing import Any
 
 from agents_run import Infra, RunEvent, RunStatus
 from agents_run.domain.events import Run
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject
 from agents_run.ports import (
     EventBusPort,
@@ -200,6 +201,11 @@ class RecordingQueue(_TransparentProxy):
         live: bool = await self.__wrapped__.has_live_job(run_id)
         return live
 
+    async def wait_for_job(self, timeout: float) -> bool:
+        await self._recording_bind()
+        woken: bool = await self.__wrapped__.wait_for_job(timeout)
+        return woken
+
     async def aclose(self) -> None:
         await self._recording_bind()
         await self.__wrapped__.aclose()
@@ -269,6 +275,33 @@ class RecordingRunStore(_TransparentProxy):
             raise
         self._recording_trace.record("request_cancel", run_id=run_id, requested=requested)
         return requested
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        await self._recording_bind()
+        requested: bool = await self.__wrapped__.wait_for_cancel(run_id, timeout)
+        return requested
+
+    async def record_step(self, record: StepRecord) -> None:
+        await self._recording_bind()
+        fields = {
+            "run_id": record.run_id,
+            "index": record.index,
+            "attempt": record.attempt,
+            "kind": record.kind.value,
+            "name": record.name,
+            "result": copy.deepcopy(record.result),
+        }
+        try:
+            await self.__wrapped__.record_step(record)
+        except Exception as error:
+            self._recording_trace.record_raised("record_step", error, **fields)
+            raise
+        self._recording_trace.record("record_step", **fields)
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        await self._recording_bind()
+        steps: list[StepRecord] = await self.__wrapped__.read_steps(run_id)
+        return steps
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         await self._recording_bind()

@@ -67,7 +67,11 @@ async def test_an_agent_that_raises_ends_its_run_failed(infra: Infra, failing_ag
     assert await run_worker_once() is True
     events = await infra.store.read_events(run_id)
     assert [e.type for e in events] == ["RunStarted", "RunStep", "RunFailed"]
-    assert events[-1].data == {"error_type": "RuntimeError", "message": "model unavailable"}
+    assert events[-1].data == {
+        "error_type": "RuntimeError",
+        "message": "model unavailable",
+        "where": ["test_run_worker.py:35 in agent"],
+    }
 
 
 async def test_an_agent_that_yields_non_json_fails_its_run(infra: Infra) -> None:
@@ -87,7 +91,7 @@ async def test_an_agent_that_yields_non_json_fails_its_run(infra: Infra) -> None
 
 
 async def test_an_agent_missing_in_the_worker_fails_the_run(infra: Infra) -> None:
-    register_agent("only-in-the-api-process", lambda input: _no_steps())
+    register_agent("only-in-the-api-process", _no_steps)
     run_id = await start_run("only-in-the-api-process", {})
     unregister_agent("only-in-the-api-process")
     await run_worker_once()
@@ -95,7 +99,7 @@ async def test_an_agent_missing_in_the_worker_fails_the_run(infra: Infra) -> Non
     assert (last.type, last.data["error_type"]) == ("RunFailed", "UnknownAgent")
 
 
-async def _no_steps() -> AsyncIterator[JsonObject]:
+async def _no_steps(input: JsonObject) -> AsyncIterator[JsonObject]:
     steps: list[JsonObject] = []
     for step in steps:
         yield step

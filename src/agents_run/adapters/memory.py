@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidArgument, RunNotFound, StaleRunState
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
@@ -48,6 +49,11 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Time-skipping: move the clock and return after one loop turn (no timer)."""
+        self.advance(seconds)
+        await asyncio.sleep(0)
 
 
 class InMemorySubscription:
@@ -125,12 +131,23 @@ class InMemoryQueue:
         self._known: set[str] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
+        self._job_waiting = asyncio.Event()
 
     async def enqueue(self, run_id: str) -> None:
         if run_id in self._known:
             return
         self._known.add(run_id)
         self._waiting.append(Job(run_id=run_id))
+        self._job_waiting.set()
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        if not self._waiting:
+            self._job_waiting.clear()
+            try:
+                await asyncio.wait_for(self._job_waiting.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def take_next(self) -> Job | None:
         if not self._waiting:
@@ -148,6 +165,7 @@ class InMemoryQueue:
         self.failed.append((failed, error))
         if failed.attempt < MAX_JOB_ATTEMPTS:
             self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
+            self._job_waiting.set()
 
     def _finish(self, job: Job) -> Job:
         try:
@@ -167,6 +185,8 @@ class InMemoryQueue:
             self._takers.pop(run_id, None)
             stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
+        if stalled:
+            self._job_waiting.set()
         return stalled
 
     async def counts(self) -> QueueCounts:
@@ -190,6 +210,8 @@ class InMemoryQueue:
 class _StoredRun:
     run: Run
     events: list[RunEvent] = field(default_factory=list)
+    steps: dict[int, StepRecord] = field(default_factory=dict)
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -261,7 +283,25 @@ class InMemoryRunStore:
         if run.cancel_requested or run.status.is_terminal:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
+        stored.cancel_requested.set()
         return True
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        stored = self._stored(run_id)
+        if not stored.run.cancel_requested:
+            try:
+                await asyncio.wait_for(stored.cancel_requested.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def record_step(self, record: StepRecord) -> None:
+        stored = self._stored(record.run_id)
+        check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
+        stored.steps[record.index] = replace(record, result=copy.deepcopy(record.result))
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        return [step for _, step in sorted(self._stored(run_id).steps.items())]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         stale = [

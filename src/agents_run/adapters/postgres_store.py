@@ -37,7 +37,9 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from agents_run.adapters.postgres_cancel_listener import CancelListener
 from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.journal import StepKind, StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     InfraConfigError,
@@ -91,6 +93,16 @@ class _Statements:
                 " PRIMARY KEY (run_id, seq))"
             ),
             q(
+                "CREATE TABLE IF NOT EXISTS {s}.steps ("
+                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
+                " idx integer NOT NULL,"
+                " attempt integer NOT NULL,"
+                " kind text NOT NULL,"
+                " name text NOT NULL,"
+                " result jsonb NOT NULL,"
+                " PRIMARY KEY (run_id, idx))"
+            ),
+            q(
                 "CREATE TABLE IF NOT EXISTS {s}.outbox ("
                 " id bigserial PRIMARY KEY,"
                 " run_id text NOT NULL,"
@@ -140,9 +152,23 @@ class _Statements:
             "SELECT seq, type, data FROM {s}.events WHERE run_id = %s AND seq >= %s"
             " ORDER BY seq LIMIT %s"
         )
+        # The NOTIFY tells listening workers at commit (see postgres_cancel_listener).
         self.request_cancel = q(
-            "UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
-            " WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id"
+            "WITH flagged AS ("
+            "  UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
+            "  WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id)"
+            " SELECT id, pg_notify(%s, id) FROM flagged"
+        )
+        self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
+        # FOR SHARE: an append that would end the run waits for the step, or the step for it.
+        self.get_run_for_share = q(f"SELECT {run_columns} FROM {{s}}.runs WHERE id = %s FOR SHARE")
+        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
+        self.record_step = q(
+            "INSERT INTO {s}.steps (run_id, idx, attempt, kind, name, result)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+        )
+        self.read_steps = q(
+            "SELECT idx, attempt, kind, name, result FROM {s}.steps WHERE run_id = %s ORDER BY idx"
         )
         pending = (
             "SELECT o.id, o.run_id, o.seq, e.type, e.data"
@@ -217,6 +243,7 @@ class PostgresRunStore:
         self._pool_lock = asyncio.Lock()
         self._listener: Connection | None = None
         self._listener_lock = asyncio.Lock()
+        self._cancel_listener = CancelListener(f"{schema}_cancel", self._listening_connection)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -415,12 +442,62 @@ class PostgresRunStore:
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
-                self._statements.request_cancel, (at, run_id, _LIVE_STATUSES)
+                self._statements.request_cancel,
+                (at, run_id, _LIVE_STATUSES, self._cancel_listener.channel),
             )
             if await cursor.fetchone() is not None:
                 return True
             await self._check_exists(connection, run_id)
         return False
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        async def requested() -> bool:
+            async with self._connection() as connection:
+                cursor = await connection.execute(self._statements.cancel_requested, (run_id,))
+                row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            return bool(row[0])
+
+        return await self._cancel_listener.wait(run_id, timeout, requested)
+
+    async def _listening_connection(self) -> Connection:
+        if self._closed:
+            raise self._closed_error()
+        return await self._connect()
+
+    async def record_step(self, record: StepRecord) -> None:
+        async with self._connection() as connection, connection.transaction():
+            cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(record.run_id)
+            taken = await connection.execute(
+                self._statements.step_exists, (record.run_id, record.index)
+            )
+            check_step_can_be_recorded(_run(row), record, await taken.fetchone() is not None)
+            await connection.execute(
+                self._statements.record_step,
+                (
+                    record.run_id,
+                    record.index,
+                    record.attempt,
+                    record.kind.value,
+                    record.name,
+                    Jsonb(record.result),
+                ),
+            )
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(self._statements.read_steps, (run_id,))
+            rows = await cursor.fetchall()
+            if not rows:
+                await self._check_exists(connection, run_id)
+        return [
+            StepRecord(run_id, index, attempt, StepKind(kind), name, result)
+            for index, attempt, kind, name, result in rows
+        ]
 
     async def _check_exists(self, connection: Connection, run_id: str) -> None:
         cursor = await connection.execute(self._statements.run_exists, (run_id,))
@@ -523,6 +600,7 @@ class PostgresRunStore:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self._cancel_listener.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()

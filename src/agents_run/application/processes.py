@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from agents_run.application.arguments import require_positive_int, require_seconds
+from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
@@ -51,8 +52,10 @@ async def serve_worker(
                     backoff = idle_poll
                     continue
                 backoff = idle_poll
-            except Exception:
-                log.exception("worker loop %d: job failed; retrying in %.1fs", index, backoff)
+            except Exception as error:
+                log_infra_error(
+                    f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
+                )
                 backoff = min(backoff * 2, MAX_BACKOFF)
             await _wait(draining, backoff)
         return jobs
@@ -61,8 +64,8 @@ async def serve_worker(
         while not draining.is_set():
             try:
                 await chore()
-            except Exception:
-                log.exception("%s failed; trying again later", doing)
+            except Exception as error:
+                log_infra_error(f"{doing} failed; trying again later", error)
             await _wait(draining, interval)
 
     async def recover_stalled_jobs() -> None:
@@ -105,8 +108,8 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
             backoff = idle_wait
             if count == 0:
                 await store.wait_for_outbox(idle_wait)
-        except Exception:
-            log.exception("publisher: publishing failed; retrying in %.1fs", backoff)
+        except Exception as error:
+            log_infra_error(f"publisher: publishing failed; retrying in {backoff:.1f}s", error)
             await _wait(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
     return published

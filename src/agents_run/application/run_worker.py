@@ -9,7 +9,10 @@ import logging
 from contextlib import suppress
 
 from agents_run.application.agents import get_agent
+from agents_run.application.failures import failure_data
 from agents_run.application.infra import Infra, get_infra
+from agents_run.application.interruptions import Interruptions, Outcome
+from agents_run.application.run_context import RunContext
 from agents_run.domain.events import (
     RUN_CANCELLED,
     RUN_FAILED,
@@ -137,56 +140,91 @@ async def _run_agent(
 ) -> str:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
-    Only the agent's own errors end the run with RunFailed; store and queue errors propagate.
+    Each step runs in a task that a cancel request or ``stop`` interrupts. Only the agent's own
+    errors end the run with RunFailed; store and queue errors propagate.
     """
+    # The next issue's resumes count executions; today a run executes once.
+    ctx = RunContext(infra, run_id=run_id, agent=agent_name, attempt=1)
     try:
-        steps = get_agent(agent_name)(copy.deepcopy(input))
+        steps = get_agent(agent_name).start(copy.deepcopy(input), ctx)
     except Exception as error:
-        await _append(infra, run_id, RUN_FAILED, _error_data(error))
-        return RUN_FAILED
+        return await _agent_failed(infra, ctx, error)
     steps_taken = 0
     try:
-        while True:
-            try:
-                step = await anext(steps)
-                data = ensure_json_object(step, f"step data yielded by agent {agent_name!r}")
-            except StopAsyncIteration:
-                break
-            except Exception as error:
-                await _append(infra, run_id, RUN_FAILED, _error_data(error))
-                return RUN_FAILED
-            steps_taken += 1
-            if max_steps is not None and steps_taken > max_steps:
-                raise DrainDidNotSettle(
-                    f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
-                    "steps; an agent that never ends, or raise the limit"
-                )
-            step_event = await _append(infra, run_id, RUN_STEP, data)
-            if (await infra.store.get_run(run_id)).cancel_requested:
-                await _append(infra, run_id, RUN_CANCELLED, {})
-                return RUN_CANCELLED
-            if stop is not None and stop.is_set():
-                await _append(
-                    infra,
-                    run_id,
-                    RUN_FAILED,
-                    {
-                        "error_type": "WorkerShutdown",
-                        "message": f"the worker was stopped after seq {step_event.seq}; "
-                        "start a new run to retry",
-                    },
-                )
-                return RUN_FAILED
+        async with Interruptions(infra, run_id, ctx, stop) as watch:
+            while True:
+                next_ = await watch.next_step(steps)
+                if next_.outcome is Outcome.END:
+                    break
+                if next_.outcome is Outcome.ERROR:
+                    return await _agent_failed(infra, ctx, next_.value)
+                if next_.outcome is Outcome.CANCELLED:
+                    await _append(infra, run_id, RUN_CANCELLED, {})
+                    return RUN_CANCELLED
+                if next_.outcome is Outcome.STOPPED:
+                    return await _stopped(infra, run_id, "during the step after seq")
+                try:
+                    data = ensure_json_object(
+                        next_.value, f"step data yielded by agent {agent_name!r}"
+                    )
+                except Exception as error:
+                    return await _agent_failed(infra, ctx, error)
+                steps_taken += 1
+                if max_steps is not None and steps_taken > max_steps:
+                    raise DrainDidNotSettle(
+                        f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
+                        "steps; an agent that never ends, or raise the limit"
+                    )
+                await ctx.flush()
+                await _append(infra, run_id, RUN_STEP, data)
+                if (await infra.store.get_run(run_id)).cancel_requested:
+                    await _append(infra, run_id, RUN_CANCELLED, {})
+                    return RUN_CANCELLED
+                if stop is not None and stop.is_set():
+                    return await _stopped(infra, run_id, "after seq")
     finally:
         close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
         if close is not None:
             await close()
+    await ctx.flush()
     await _append(infra, run_id, RUN_FINISHED, {})
     return RUN_FINISHED
 
 
-def _error_data(error: BaseException) -> JsonObject:
-    return {"error_type": type(error).__name__, "message": str(error)}
+async def _stopped(infra: Infra, run_id: str, when: str) -> str:
+    last_seq = (await infra.store.get_run(run_id)).last_seq
+    await _append(
+        infra,
+        run_id,
+        RUN_FAILED,
+        {
+            "error_type": "WorkerShutdown",
+            "message": f"the worker was stopped {when} {last_seq}; start a new run to retry",
+        },
+    )
+    return RUN_FAILED
+
+
+async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> str:
+    """End the run RunFailed for the agent's own error, logged once with its traceback."""
+    step = ctx.step_that_raised(error)
+    in_step = f" in step {step!r}" if step is not None else ""
+    log.error(
+        "run %s: agent %r raised%s: %s: %s",
+        ctx.run_id,
+        ctx.agent,
+        in_step,
+        type(error).__name__,
+        error,
+        exc_info=error,
+    )
+    data = failure_data(error)
+    if step is not None:
+        data["step"] = step
+        data["message"] = f"step {step!r} failed: {data['message']}"
+    await ctx.flush()
+    await _append(infra, ctx.run_id, RUN_FAILED, data)
+    return RUN_FAILED
 
 
 async def _append(
