@@ -31,3 +31,33 @@ def register() -> Iterator[Callable[..., Callable[[Any], Any]]]:
     yield decorator
     for name in names:
         unregister_agent(name)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "deterministic_in_memory: deterministic on the in-memory infra only; in services mode "
+        "two tasks (worker and publisher) interleave by I/O timing",
+    )
+
+
+def _in_memory(config: pytest.Config) -> bool:
+    services = config.getoption("agents_run_services")
+    return not (config.getini("agents_run_services") if services is None else services)
+
+
+# Both before the plugin's: it repeats at generate_tests and compares the items' markers.
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("deterministic_in_memory") and _in_memory(
+        metafunc.config
+    ):
+        metafunc.definition.add_marker(pytest.mark.deterministic)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _in_memory(config):
+        for item in items:
+            if item.get_closest_marker("deterministic_in_memory"):
+                item.add_marker(pytest.mark.deterministic)

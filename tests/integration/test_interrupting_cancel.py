@@ -23,7 +23,7 @@ from agents_run import (
 from agents_run.application.processes import serve_worker
 from agents_run.domain.json_data import JsonObject
 
-pytestmark = pytest.mark.deterministic
+pytestmark = pytest.mark.deterministic_in_memory
 
 Register = Callable[..., Callable[[Any], Any]]
 

@@ -28,7 +28,7 @@ from agents_run import (
 from agents_run.domain.json_data import JsonObject
 from agents_run.ports import Job
 
-pytestmark = pytest.mark.deterministic
+pytestmark = pytest.mark.deterministic_in_memory
 
 Register = Callable[..., Callable[[Any], Any]]
 

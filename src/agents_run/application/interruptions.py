@@ -52,6 +52,7 @@ class Interruptions:
         # One context for every step: context variables the agent sets survive its yields.
         self._context = contextvars.copy_context()
         self._watchers: dict[Outcome, asyncio.Task[object]] = {}
+        self._finished = False
 
     async def __aenter__(self) -> Interruptions:
         self._watchers[Outcome.CANCELLED] = asyncio.create_task(self._watch_cancel())
@@ -65,9 +66,12 @@ class Interruptions:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._finished = True
         for watcher in self._watchers.values():
             watcher.cancel()
-        await asyncio.wait(self._watchers.values())
+        # Bounded: Python 3.11's wait_for (in database drivers) can swallow a cancellation;
+        # the watcher then ends after its current wait, at the latest.
+        await asyncio.wait(self._watchers.values(), timeout=CANCEL_POLL_SECONDS + 1)
 
     async def next_step(self, steps: AsyncIterator[Any]) -> Next:
         """The agent's next yield, return or error; or the interruption that came first."""
@@ -104,11 +108,13 @@ class Interruptions:
 
     async def _watch_cancel(self) -> None:
         store = self._infra.store
-        while True:
+        while not self._finished:
             try:
                 if await store.wait_for_cancel(self._run_id, CANCEL_POLL_SECONDS):
                     return
             except Exception as error:
+                if self._finished:
+                    return
                 log_infra_error(
                     f"run {self._run_id}: watching for a cancel request failed; retrying in "
                     f"{CANCEL_POLL_SECONDS:g}s",
