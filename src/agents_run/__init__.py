@@ -16,7 +16,8 @@ from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import sweep_orphaned_runs
 from agents_run.config import load_infra_from_config
-from agents_run.domain.events import RunEvent, RunStatus
+from agents_run.domain.events import EventType, RunEvent, RunStatus
+from agents_run.domain.failures import FailureType
 from agents_run.errors import (
     AgentsRunError,
     DrainDidNotSettle,
@@ -35,6 +36,8 @@ __all__ = [
     "AgentsRunError",
     "DrainDidNotSettle",
     "EventBusPort",
+    "EventType",
+    "FailureType",
     "InMemoryEventBus",
     "InMemoryQueue",
     "InMemoryRunStore",

@@ -27,6 +27,7 @@ from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.domain.events import RunEvent
+from agents_run.entrypoints.shutdown import SHUTDOWN_SIGNALS, shutdown_on_signals
 from agents_run.errors import (
     AgentsRunError,
     InfraUnavailable,
@@ -420,8 +421,7 @@ class HttpApiServer:
 
 def format_sse(event: RunEvent) -> bytes:
     """One server-sent event: ``id`` the seq, ``event`` the type, ``data`` the JSON event."""
-    data = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {data}\n\n".encode()
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.to_json_text()}\n\n".encode()
 
 
 def _stream_error(type: str, message: str) -> bytes:
@@ -550,7 +550,7 @@ async def serve(
     grace: float = 10.0,
     say: Callable[[str], object] = print,
     stop: asyncio.Event | None = None,
-    stop_signals: Iterable[signal.Signals] = (signal.SIGINT, signal.SIGTERM),
+    stop_signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS,
     limits: ServerLimits | None = None,
     idle_poll: float = 0.1,  # the in-process worker's, between looks at an empty queue
 ) -> int:
@@ -566,43 +566,34 @@ async def serve(
     stop = stop or asyncio.Event()
     limits = limits or ServerLimits()
     worker_draining, worker_stop = asyncio.Event(), asyncio.Event()
-
-    def on_signal() -> None:
-        if stop.is_set():
-            worker_stop.set()  # a second signal: do not wait out the grace period
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    installed = []
-    for stop_signal in stop_signals:
-        loop.add_signal_handler(stop_signal, on_signal)
-        installed.append(stop_signal)
     publisher_stop = asyncio.Event()
     worker: asyncio.Task[int] | None = None
     publisher: asyncio.Task[int] | None = None
-    try:
-        async with HttpApiServer(host, port, limits) as server:
-            if in_process_worker:
-                worker = asyncio.create_task(
-                    serve_worker(draining=worker_draining, stop=worker_stop, idle_poll=idle_poll)
-                )
-                publisher = asyncio.create_task(serve_publisher(stop=publisher_stop))
-            mode = "with" if in_process_worker else "without"
-            say(f"agents-run serve: listening on {server.url} ({mode} in-process worker)")
-            await stop.wait()
-            say("agents-run serve: shutting down")
-    finally:
-        worker_draining.set()
-        if worker is not None:
-            await asyncio.wait([worker], timeout=grace)
-            worker_stop.set()
-            await _finish(worker, limits.shutdown_timeout)
-        publisher_stop.set()
-        if publisher is not None:
-            await _finish(publisher, limits.shutdown_timeout)
-            await _publish_what_is_left(limits.shutdown_timeout)
-        for stop_signal in installed:
-            loop.remove_signal_handler(stop_signal)
+    # The first signal sets stop; a second does not wait out the worker's grace period.
+    with shutdown_on_signals(stop, worker_stop, signals=stop_signals):
+        try:
+            async with HttpApiServer(host, port, limits) as server:
+                if in_process_worker:
+                    worker = asyncio.create_task(
+                        serve_worker(
+                            draining=worker_draining, stop=worker_stop, idle_poll=idle_poll
+                        )
+                    )
+                    publisher = asyncio.create_task(serve_publisher(stop=publisher_stop))
+                mode = "with" if in_process_worker else "without"
+                say(f"agents-run serve: listening on {server.url} ({mode} in-process worker)")
+                await stop.wait()
+                say("agents-run serve: shutting down")
+        finally:
+            worker_draining.set()
+            if worker is not None:
+                await asyncio.wait([worker], timeout=grace)
+                worker_stop.set()
+                await _finish(worker, limits.shutdown_timeout)
+            publisher_stop.set()
+            if publisher is not None:
+                await _finish(publisher, limits.shutdown_timeout)
+                await _publish_what_is_left(limits.shutdown_timeout)
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from pytest_agents_run.recording import TraceEntry
+from pytest_agents_run.wording import counted
 
 RECORD_PROPERTY = "agents_run_determinism"
 # pytest-repeat's parametrised fixture; its value is the 0-based repeat index.
@@ -188,14 +189,10 @@ class DeterminismChecker:
             return
         tests, runs, diverged = self.tests, self.runs, self.divergences
         terminalreporter.write_line(
-            f"agents-run: {tests} deterministic {_plural(tests, 'test')}, "
-            f"{runs} {_plural(runs, 'run')}, {diverged} {_plural(diverged, 'divergence')}",
+            f"agents-run: {counted(tests, 'deterministic test')}, {counted(runs, 'run')}, "
+            f"{counted(diverged, 'divergence')}",
             red=diverged > 0,
         )
-
-
-def _plural(count: int, word: str) -> str:
-    return word if count == 1 else word + "s"
 
 
 def _pop_record(report: pytest.TestReport) -> RepeatRecord | None:

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from agents_run import Infra
 from pytest_agents_run.recording import open_subscription_run_ids
+from pytest_agents_run.wording import counted
 
 
 class InfraLeakWarning(UserWarning):
     """A passing test left work in its infra. Filter it like any warning, e.g.
     ``@pytest.mark.filterwarnings("ignore::pytest_agents_run.InfraLeakWarning")``."""
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 async def find_leaks(infra: Infra) -> list[str]:
@@ -22,19 +19,19 @@ async def find_leaks(infra: Infra) -> list[str]:
     counts = await infra.queue.counts()
     if counts.total:
         leaks.append(
-            f"{_count(counts.total, 'job')} not done ({counts.waiting} waiting, "
+            f"{counted(counts.total, 'job')} not done ({counts.waiting} waiting, "
             f"{counts.active} active; run them: await run_until_idle())"
         )
     pending = await infra.store.count_pending_outbox()
     if pending:
         leaks.append(
-            f"{_count(pending, 'outbox row')} unpublished "
+            f"{counted(pending, 'outbox row')} unpublished "
             "(await publish_pending_outbox_events_once())"
         )
     subscribed = open_subscription_run_ids(infra)
     if subscribed:
         leaks.append(
-            f"{_count(len(subscribed), 'subscription')} open on {', '.join(sorted(subscribed))} "
+            f"{counted(len(subscribed), 'subscription')} open on {', '.join(sorted(subscribed))} "
             "(read the stream to its end, or close it: contextlib.aclosing(stream_run(...)))"
         )
     return leaks

@@ -1,37 +1,31 @@
 """Recording proxies: a test's infra with every effect on its ports written to a trace.
 
-The proxies wrap whatever ports the infra factory made (in-memory today, networked tomorrow), so
-the trace does not depend on any adapter's internals. Reads (``get_run``, ``read_events``,
-``counts``, ...) are not effects and are passed through unrecorded.
+One generic proxy per port wraps whatever adapter the infra factory made (in-memory or
+networked), so the trace does not depend on any adapter's internals. Before every port call it
+notes the event loop (``bind``, see loops.py); what it records is listed in one table,
+``PORT_METHODS``: each method of each port is there, either as an ``Effect`` (recorded) or as
+``READ`` (passed through unrecorded). A port method missing from the table is refused at call
+time, and tests/plugin/test_recording.py fails for it.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from datetime import datetime
-from typing import Any
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Generic, Protocol, cast
 
-from agents_run import Infra, RunEvent, RunStatus
-from agents_run.domain.events import Run
-from agents_run.domain.journal import StepRecord
-from agents_run.domain.json_data import JsonObject
-from agents_run.ports import (
-    EventBusPort,
-    Job,
-    OutboxClaim,
-    OutboxRow,
-    QueueCounts,
-    QueuePort,
-    RunStorePort,
-    Subscription,
-)
+from agents_run import Infra, RunEvent
+from agents_run.ports import EventBusPort, QueuePort, RunStorePort, Subscription
 
 # One JSON object per effect: {"op": ..., then the effect's fields}.
 TraceEntry = dict[str, Any]
 Bind = Callable[[], Awaitable[None]]
+Arguments = Mapping[str, Any]
+Fields = dict[str, Any]
 
 
 async def _unbound() -> None:
@@ -52,20 +46,239 @@ class Trace:
         self.record(op, **fields, raised=type(error).__name__)
 
 
-class _TransparentProxy:
-    """Delegates what it does not record and passes ``isinstance`` checks for the wrapped class
-    (as ``wrapt.ObjectProxy`` does), so tests keep using adapter helpers such as
-    ``InMemoryEventBus.published`` through the recorded infra."""
+@dataclasses.dataclass(frozen=True)
+class Effect:
+    """A port method whose calls are recorded as ``op``.
 
-    def __init__(self, wrapped: Any, bind: Bind) -> None:
+    ``fields`` come from the call's arguments (by the port's parameter names), taken before the
+    call; they are recorded when it raises, and when it returns unless ``outcome`` is given:
+    then ``outcome(arguments, result)`` is recorded instead, or nothing where it gives None.
+    """
+
+    op: str
+    fields: Callable[[Arguments], Fields]
+    outcome: Callable[[Arguments, Any], Fields | None] | None = None
+
+
+class Read:
+    """A port method that is no effect: the loop is noted, nothing is recorded."""
+
+    def __repr__(self) -> str:
+        return "READ"
+
+
+READ = Read()
+
+
+def _job(arguments: Arguments) -> Fields:
+    return {"run_id": arguments["job"].run_id, "attempt": arguments["job"].attempt}
+
+
+def _appended(_: Arguments, event: RunEvent) -> Fields:
+    data = copy.deepcopy(event.data)
+    return {"run_id": event.run_id, "seq": event.seq, "type": event.type, "data": data}
+
+
+# Every method of every wrapped port: an effect (recorded) or a read. Reads are not effects:
+# what a test read does not change what it did. Publishing is recorded by the bus, so a claim's
+# rows being marked published is bookkeeping (claims are passed through).
+PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
+    EventBusPort: {
+        "publish": Effect(
+            "publish",
+            lambda a: {"run_id": a["event"].run_id, "seq": a["event"].seq, "type": a["event"].type},
+        ),
+        "subscribe": Effect("subscribe", lambda a: {"run_id": a["run_id"]}),
+        "aclose": READ,
+    },
+    Subscription: {"next_event": READ, "aclose": READ, "__aiter__": READ},
+    QueuePort: {
+        "enqueue": Effect("enqueue", lambda a: {"run_id": a["run_id"]}),
+        # A take that finds nothing is a poll, not an effect.
+        "take_next": Effect(
+            "take",
+            lambda _: {},
+            lambda _, job: None if job is None else {"run_id": job.run_id, "attempt": job.attempt},
+        ),
+        "complete": Effect("complete", _job),
+        "fail": Effect("fail", lambda a: {**_job(a), "reason": a["error"]}),
+        "counts": READ,
+        "recover_stalled": READ,
+        "has_live_job": READ,
+        "wait_for_job": READ,
+        "aclose": READ,
+    },
+    RunStorePort: {
+        "create_run": Effect(
+            "create_run",
+            lambda a: {
+                "run_id": a["run"].id,
+                "agent": a["run"].agent,
+                "input": copy.deepcopy(a["run"].input),
+            },
+        ),
+        "append_event": Effect(
+            "append_event", lambda a: {"run_id": a["run_id"], "type": a["type"]}, _appended
+        ),
+        "request_cancel": Effect(
+            "request_cancel",
+            lambda a: {"run_id": a["run_id"]},
+            lambda a, requested: {"run_id": a["run_id"], "requested": requested},
+        ),
+        "record_step": Effect(
+            "record_step",
+            lambda a: {
+                "run_id": a["record"].run_id,
+                "index": a["record"].index,
+                "attempt": a["record"].attempt,
+                "kind": a["record"].kind.value,
+                "name": a["record"].name,
+                "result": copy.deepcopy(a["record"].result),
+            },
+        ),
+        "get_run": READ,
+        "read_events": READ,
+        "read_steps": READ,
+        "wait_for_cancel": READ,
+        "list_stale_runs": READ,
+        "pending_outbox": READ,
+        "count_pending_outbox": READ,
+        "claim_outbox": READ,
+        "wait_for_outbox": READ,
+        "create_schema": READ,
+        "aclose": READ,
+    },
+}
+
+# The protocols of agents_run.ports that are not wrapped, and why.
+NOT_WRAPPED: Mapping[str, str] = {
+    "OutboxClaim": "yielded by claim_outbox as it is: marking rows published is bookkeeping",
+    "IdGenerator": "not a port of effects: ids are the infra's own, shared by every repeat",
+    "Clock": "not a port of effects: time is the infra's own, shared by every repeat",
+}
+
+
+@functools.cache
+def port_methods(port: type) -> frozenset[str]:
+    """The methods a port protocol declares or inherits (its public ones, and ``__aiter__``)."""
+    return frozenset(
+        name
+        for declaring in port.__mro__
+        if declaring not in (object, Protocol, Generic)
+        for name, member in vars(declaring).items()
+        if callable(member) and (not name.startswith("_") or name == "__aiter__")
+    )
+
+
+def table_gaps(table: Mapping[type, Mapping[str, Effect | Read]] = PORT_METHODS) -> list[str]:
+    """What ``table`` misses: port methods it lists as neither effect nor read, and names it
+    lists that are no method of their port. Empty where every port call is accounted for."""
+    gaps = []
+    for port, methods in table.items():
+        declared = port_methods(port)
+        gaps += [
+            f"{port.__name__}.{name}: neither an effect nor a read"
+            for name in sorted(declared - methods.keys())
+        ]
+        gaps += [
+            f"{port.__name__}.{name}: listed, but not a method of the port"
+            for name in sorted(methods.keys() - declared)
+        ]
+    return gaps
+
+
+class UnlistedPortMethod(TypeError):
+    """A port method is in neither the effects nor the reads of ``PORT_METHODS``."""
+
+
+class RecordingPort:
+    """Wraps one adapter of ``port``: every port method notes the loop, effects are recorded.
+
+    Delegates everything else (adapter helpers such as ``InMemoryEventBus.published``) and passes
+    ``isinstance`` checks for the wrapped class, as ``wrapt.ObjectProxy`` does.
+    """
+
+    def __init__(
+        self,
+        wrapped: Any,
+        port: type,
+        trace: Trace,
+        bind: Bind,
+        methods: Mapping[str, Effect | Read] | None = None,
+    ) -> None:
         self.__wrapped__ = wrapped
+        self._recording_port = port
+        # The port's row of PORT_METHODS; another table only in the tests of this module.
+        self._recording_methods = PORT_METHODS[port] if methods is None else methods
+        self._recording_trace = trace
         # Awaited before every port call: notes the loop the ports run on (see loops.py).
         self._recording_bind = bind
+        self._recording_calls: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
-        if name == "__wrapped__":  # not set yet (copy, pickle): no endless recursion
-            raise AttributeError(name)
+        if name.startswith("_recording") or name == "__wrapped__":
+            raise AttributeError(name)  # not set yet (copy, pickle): no endless recursion
+        if name in port_methods(self._recording_port):
+            return self._port_call(name)
         return getattr(self.__wrapped__, name)
+
+    def _port_call(self, name: str) -> Any:
+        """The wrapped adapter's ``name``, noting the loop first and recorded where an effect."""
+        call = self._recording_calls.get(name)
+        if call is None:
+            kind = self._recording_methods.get(name)
+            if kind is None:
+                raise UnlistedPortMethod(
+                    f"{self._recording_port.__name__}.{name} is in neither the effects nor the "
+                    "reads of pytest_agents_run.recording.PORT_METHODS: add it there"
+                )
+            call = self._recording_calls[name] = self._wrap(name, kind)
+        return call
+
+    def _wrap(self, name: str, kind: Effect | Read) -> Any:
+        target = getattr(self.__wrapped__, name)
+        bind = self._recording_bind
+        declared = getattr(self._recording_port, name)
+        if not inspect.iscoroutinefunction(declared):
+            if isinstance(kind, Effect):
+                raise TypeError(f"{name} is not a coroutine: only reads can be plain methods")
+
+            def plain(*args: Any, **kwargs: Any) -> Any:
+                result = target(*args, **kwargs)
+                if isinstance(result, AbstractAsyncContextManager):
+                    return _entered_on_the_loop(result, bind)  # claim_outbox
+                return result
+
+            return plain
+        if isinstance(kind, Read):
+
+            async def read(*args: Any, **kwargs: Any) -> Any:
+                await bind()
+                return await target(*args, **kwargs)
+
+            return read
+        signature = inspect.signature(declared)
+        trace = self._recording_trace
+
+        async def effect(*args: Any, **kwargs: Any) -> Any:
+            await bind()
+            arguments = signature.bind(self, *args, **kwargs)
+            arguments.apply_defaults()
+            fields = kind.fields(arguments.arguments)
+            try:
+                result = await target(*args, **kwargs)
+            except Exception as error:
+                trace.record_raised(kind.op, error, **fields)
+                raise
+            if kind.outcome is not None:
+                outcome = kind.outcome(arguments.arguments, result)
+                if outcome is None:
+                    return result
+                fields = outcome
+            trace.record(kind.op, **fields)
+            return result
+
+        return effect
 
     @property  # type: ignore[misc]
     def __class__(self) -> type:
@@ -75,55 +288,33 @@ class _TransparentProxy:
         return f"<recording {self.__wrapped__!r}>"
 
 
-class RecordingSubscription(_TransparentProxy):
+class RecordingSubscription(RecordingPort):
     def __init__(self, wrapped: Subscription, bus: RecordingEventBus) -> None:
-        super().__init__(wrapped, bus._recording_bind)
+        super().__init__(wrapped, Subscription, bus._recording_trace, bus._recording_bind)
         self._recording_bus = bus
 
-    async def next_event(self, timeout: float) -> RunEvent | None:
-        await self._recording_bind()
-        event: RunEvent | None = await self.__wrapped__.next_event(timeout)
-        return event
-
     async def aclose(self) -> None:
-        await self._recording_bind()
-        await self.__wrapped__.aclose()
+        await self._port_call("aclose")()
         self._recording_bus.forget(self)
 
     def __aiter__(self) -> AsyncIterator[RunEvent]:
+        # Looked up on the type by ``async for``, so never reached through __getattr__.
         iterator: AsyncIterator[RunEvent] = self.__wrapped__.__aiter__()
         return iterator
 
 
-class RecordingEventBus(_TransparentProxy):
-    """Records publishes and subscribes; remembers which subscriptions are still open."""
+class RecordingEventBus(RecordingPort):
+    """Also remembers which subscriptions are still open."""
 
     def __init__(self, wrapped: EventBusPort, trace: Trace, bind: Bind = _unbound) -> None:
-        super().__init__(wrapped, bind)
-        self._recording_trace = trace
+        super().__init__(wrapped, EventBusPort, trace, bind)
         self._recording_open: list[tuple[str, RecordingSubscription]] = []
 
-    async def publish(self, event: RunEvent) -> None:
-        await self._recording_bind()
-        fields = {"run_id": event.run_id, "seq": event.seq, "type": event.type}
-        try:
-            await self.__wrapped__.publish(event)
-        except Exception as error:
-            self._recording_trace.record_raised("publish", error, **fields)
-            raise
-        self._recording_trace.record("publish", **fields)
-
     async def subscribe(self, run_id: str) -> Subscription:
-        await self._recording_bind()
-        try:
-            subscription = await self.__wrapped__.subscribe(run_id)
-        except Exception as error:
-            self._recording_trace.record_raised("subscribe", error, run_id=run_id)
-            raise
-        self._recording_trace.record("subscribe", run_id=run_id)
+        subscription = await self._port_call("subscribe")(run_id)
         recorded = RecordingSubscription(subscription, self)
         self._recording_open.append((run_id, recorded))
-        return recorded
+        return cast(Subscription, recorded)
 
     def forget(self, subscription: RecordingSubscription) -> None:
         self._recording_open = [(r, s) for r, s in self._recording_open if s is not subscription]
@@ -133,214 +324,17 @@ class RecordingEventBus(_TransparentProxy):
         return [run_id for run_id, _ in self._recording_open]
 
     async def aclose(self) -> None:
-        await self._recording_bind()
-        await self.__wrapped__.aclose()
+        await self._port_call("aclose")()
         self._recording_open.clear()
 
 
-class RecordingQueue(_TransparentProxy):
-    """Records jobs enqueued, taken (a take that finds nothing is a poll, not an effect),
-    completed and failed."""
-
-    def __init__(self, wrapped: QueuePort, trace: Trace, bind: Bind = _unbound) -> None:
-        super().__init__(wrapped, bind)
-        self._recording_trace = trace
-
-    async def enqueue(self, run_id: str) -> None:
-        await self._recording_bind()
-        try:
-            await self.__wrapped__.enqueue(run_id)
-        except Exception as error:
-            self._recording_trace.record_raised("enqueue", error, run_id=run_id)
-            raise
-        self._recording_trace.record("enqueue", run_id=run_id)
-
-    async def take_next(self) -> Job | None:
-        await self._recording_bind()
-        try:
-            job: Job | None = await self.__wrapped__.take_next()
-        except Exception as error:
-            self._recording_trace.record_raised("take", error)
-            raise
-        if job is not None:
-            self._recording_trace.record("take", run_id=job.run_id, attempt=job.attempt)
-        return job
-
-    async def complete(self, job: Job) -> None:
-        await self._recording_bind()
-        fields = {"run_id": job.run_id, "attempt": job.attempt}
-        try:
-            await self.__wrapped__.complete(job)
-        except Exception as error:
-            self._recording_trace.record_raised("complete", error, **fields)
-            raise
-        self._recording_trace.record("complete", **fields)
-
-    async def fail(self, job: Job, error: str) -> None:
-        await self._recording_bind()
-        fields = {"run_id": job.run_id, "attempt": job.attempt, "reason": error}
-        try:
-            await self.__wrapped__.fail(job, error)
-        except Exception as raised:
-            self._recording_trace.record_raised("fail", raised, **fields)
-            raise
-        self._recording_trace.record("fail", **fields)
-
-    async def counts(self) -> QueueCounts:
-        await self._recording_bind()
-        counts: QueueCounts = await self.__wrapped__.counts()
-        return counts
-
-    async def recover_stalled(self) -> list[str]:
-        await self._recording_bind()
-        recovered: list[str] = await self.__wrapped__.recover_stalled()
-        return recovered
-
-    async def has_live_job(self, run_id: str) -> bool:
-        await self._recording_bind()
-        live: bool = await self.__wrapped__.has_live_job(run_id)
-        return live
-
-    async def wait_for_job(self, timeout: float) -> bool:
-        await self._recording_bind()
-        woken: bool = await self.__wrapped__.wait_for_job(timeout)
-        return woken
-
-    async def aclose(self) -> None:
-        await self._recording_bind()
-        await self.__wrapped__.aclose()
-
-
-class RecordingRunStore(_TransparentProxy):
-    """Records runs created, events appended (data included) and cancellations requested."""
-
-    def __init__(self, wrapped: RunStorePort, trace: Trace, bind: Bind = _unbound) -> None:
-        super().__init__(wrapped, bind)
-        self._recording_trace = trace
-
-    async def create_run(self, run: Run) -> None:
-        await self._recording_bind()
-        fields = {"run_id": run.id, "agent": run.agent, "input": copy.deepcopy(run.input)}
-        try:
-            await self.__wrapped__.create_run(run)
-        except Exception as error:
-            self._recording_trace.record_raised("create_run", error, **fields)
-            raise
-        self._recording_trace.record("create_run", **fields)
-
-    async def get_run(self, run_id: str) -> Run:
-        await self._recording_bind()
-        run: Run = await self.__wrapped__.get_run(run_id)
-        return run
-
-    async def append_event(
-        self,
-        run_id: str,
-        type: str,
-        data: JsonObject,
-        *,
-        at: datetime,
-        expected_status: RunStatus | None = None,
-    ) -> RunEvent:
-        await self._recording_bind()
-        try:
-            event: RunEvent = await self.__wrapped__.append_event(
-                run_id, type, data, at=at, expected_status=expected_status
-            )
-        except Exception as error:
-            self._recording_trace.record_raised("append_event", error, run_id=run_id, type=type)
-            raise
-        self._recording_trace.record(
-            "append_event",
-            run_id=event.run_id,
-            seq=event.seq,
-            type=event.type,
-            data=copy.deepcopy(event.data),
-        )
-        return event
-
-    async def read_events(
-        self, run_id: str, from_seq: int = 1, limit: int | None = None
-    ) -> list[RunEvent]:
-        await self._recording_bind()
-        events: list[RunEvent] = await self.__wrapped__.read_events(run_id, from_seq, limit)
-        return events
-
-    async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
-        await self._recording_bind()
-        try:
-            requested: bool = await self.__wrapped__.request_cancel(run_id, at=at)
-        except Exception as error:
-            self._recording_trace.record_raised("request_cancel", error, run_id=run_id)
-            raise
-        self._recording_trace.record("request_cancel", run_id=run_id, requested=requested)
-        return requested
-
-    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
-        await self._recording_bind()
-        requested: bool = await self.__wrapped__.wait_for_cancel(run_id, timeout)
-        return requested
-
-    async def record_step(self, record: StepRecord) -> None:
-        await self._recording_bind()
-        fields = {
-            "run_id": record.run_id,
-            "index": record.index,
-            "attempt": record.attempt,
-            "kind": record.kind.value,
-            "name": record.name,
-            "result": copy.deepcopy(record.result),
-        }
-        try:
-            await self.__wrapped__.record_step(record)
-        except Exception as error:
-            self._recording_trace.record_raised("record_step", error, **fields)
-            raise
-        self._recording_trace.record("record_step", **fields)
-
-    async def read_steps(self, run_id: str) -> list[StepRecord]:
-        await self._recording_bind()
-        steps: list[StepRecord] = await self.__wrapped__.read_steps(run_id)
-        return steps
-
-    async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
-        await self._recording_bind()
-        runs: list[Run] = await self.__wrapped__.list_stale_runs(
-            updated_before=updated_before, limit=limit
-        )
-        return runs
-
-    async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
-        await self._recording_bind()
-        rows: list[OutboxRow] = await self.__wrapped__.pending_outbox(run_id)
-        return rows
-
-    async def count_pending_outbox(self, run_id: str | None = None) -> int:
-        await self._recording_bind()
-        count: int = await self.__wrapped__.count_pending_outbox(run_id)
-        return count
-
-    @asynccontextmanager
-    async def claim_outbox(
-        self, *, run_id: str | None = None, limit: int = 500
-    ) -> AsyncIterator[OutboxClaim]:
-        # Publishing is recorded by the bus; marking rows published is bookkeeping.
-        await self._recording_bind()
-        async with self.__wrapped__.claim_outbox(run_id=run_id, limit=limit) as claim:
-            yield claim
-
-    async def wait_for_outbox(self, timeout: float) -> bool:
-        await self._recording_bind()
-        woken: bool = await self.__wrapped__.wait_for_outbox(timeout)
-        return woken
-
-    async def create_schema(self) -> None:
-        await self._recording_bind()
-        await self.__wrapped__.create_schema()
-
-    async def aclose(self) -> None:
-        await self._recording_bind()
-        await self.__wrapped__.aclose()
+@asynccontextmanager
+async def _entered_on_the_loop(
+    context: AbstractAsyncContextManager[Any], bind: Bind
+) -> AsyncIterator[Any]:
+    await bind()
+    async with context as value:
+        yield value
 
 
 def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
@@ -348,12 +342,13 @@ def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
     ``bind`` is awaited before every port call."""
     return dataclasses.replace(
         infra,
-        bus=RecordingEventBus(infra.bus, trace, bind),
-        queue=RecordingQueue(infra.queue, trace, bind),
-        store=RecordingRunStore(infra.store, trace, bind),
+        bus=cast(EventBusPort, RecordingEventBus(infra.bus, trace, bind)),
+        queue=cast(QueuePort, RecordingPort(infra.queue, QueuePort, trace, bind)),
+        store=cast(RunStorePort, RecordingPort(infra.store, RunStorePort, trace, bind)),
     )
 
 
-def open_subscription_run_ids(infra: Infra) -> Sequence[str]:
+def open_subscription_run_ids(infra: Infra) -> list[str]:
+    """Run ids of the subscriptions a test's recorded infra has open, on any adapter."""
     bus = infra.bus
-    return bus.open_subscription_run_ids() if isinstance(bus, RecordingEventBus) else ()
+    return bus.open_subscription_run_ids() if isinstance(bus, RecordingEventBus) else []

@@ -10,12 +10,12 @@ import threading
 
 import pytest
 
-from agents_run.cli import main
+from agents_run.entrypoints.cli import main
 
 # main() makes the configured infra current: the fixture restores a fresh one afterwards.
 pytestmark = [pytest.mark.deterministic, pytest.mark.usefixtures("infra")]
 
-AGENTS_RUN = [sys.executable, "-m", "agents_run.cli"]
+AGENTS_RUN = [sys.executable, "-m", "agents_run.entrypoints.cli"]
 MEMORY_ENV = {key: value for key, value in os.environ.items() if not key.startswith("AGENTS_RUN_")}
 
 

@@ -27,7 +27,7 @@ WORDS = "one two three four five six seven eight"
 def agents_run_process(config: InfraConfig, *args: str) -> Iterator[subprocess.Popen[str]]:
     """``agents-run ARGS`` on ``config``; stopped with SIGTERM afterwards, which it must obey."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "agents_run.cli", *args],
+        [sys.executable, "-m", "agents_run.entrypoints.cli", *args],
         env=process_env(config),
         stderr=subprocess.PIPE,
         text=True,

@@ -8,9 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agents_run import Infra
 from agents_run.server import ServerLimits, serve
-from pytest_agents_run.recording import open_subscription_run_ids
 from tests.integration.http_client import DEADLINE
 
 LIMITS = ServerLimits(
@@ -31,11 +29,6 @@ async def eventually(condition: Callable[[], Awaitable[bool]], what: str) -> Non
         await asyncio.wait_for(poll(), DEADLINE)
     except TimeoutError:
         pytest.fail(f"still not true after {DEADLINE}s: {what}")
-
-
-def open_subscriptions(infra: Infra) -> list[str]:
-    """Run ids of the subscriptions the test's infra has open (on any adapter)."""
-    return list(open_subscription_run_ids(infra))
 
 
 async def serving_in_process(

@@ -17,12 +17,13 @@ from agents_run import (
     start_run,
 )
 from agents_run.server import HttpApiServer, ServerLimits
+from pytest_agents_run.recording import open_subscription_run_ids
 from tests.integration.http_client import (
     DEADLINE,
     open_event_stream,
     request,
 )
-from tests.integration.serving import LIMITS, eventually, open_subscriptions
+from tests.integration.serving import LIMITS, eventually
 
 pytestmark = pytest.mark.deterministic
 
@@ -172,7 +173,7 @@ async def test_events_of_a_finished_run_stream_whole_then_the_stream_closes(
     ]
     assert [frame.event for frame in events] == ["RunStarted", "RunStep", "RunStep", "RunFinished"]
     assert RunEvent.from_json(events[1].json()) == stored[1]
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_from_seq_starts_the_stream_there(server: HttpApiServer) -> None:
@@ -224,7 +225,7 @@ async def test_a_bad_resume_point_answers_422(
     assert response.status == 422
     assert response.error[0] == "InvalidArgument"
     assert message in response.error[1]
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_a_client_that_leaves_ends_its_stream_and_subscription(
@@ -233,10 +234,10 @@ async def test_a_client_that_leaves_ends_its_stream_and_subscription(
     run_id = await started_run(server)
     async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
         await stream.next_frame()  # a keep-alive: the stream is open and subscribed
-        assert open_subscriptions(infra) == [run_id]
+        assert open_subscription_run_ids(infra) == [run_id]
 
     async def unsubscribed() -> bool:
-        return open_subscriptions(infra) == []
+        return open_subscription_run_ids(infra) == []
 
     await eventually(unsubscribed, "the server noticed the client left")
 
@@ -258,7 +259,7 @@ async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error
         "type": "InfraUnavailable",
         "message": "the store did not answer within 5s",
     }
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 # Errors
@@ -434,7 +435,7 @@ async def test_closing_the_server_ends_open_streams_and_refuses_new_connections(
             assert await stream.events_to_the_end() == []
     finally:
         await running.aclose()
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
     with pytest.raises(ConnectionRefusedError):
         await request(running.port, "GET", f"/runs/{run_id}")
     await run_until_idle()

@@ -19,8 +19,8 @@ from psycopg_pool import AsyncConnectionPool
 from agents_run import InfraConfigError, InfraUnavailable, InvalidArgument, RunStatus
 from agents_run.adapters.postgres_store import PostgresRunStore
 from agents_run.adapters.sqlite_store import SqliteRunStore
-from agents_run.cli import main
 from agents_run.domain.events import Run
+from agents_run.entrypoints.cli import main
 from agents_run.ports import RunStorePort
 from tests.services import postgres_url
 

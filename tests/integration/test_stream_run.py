@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,7 @@ from agents_run import (
     start_run,
     stream_run,
 )
-from tests.integration.serving import open_subscriptions
+from pytest_agents_run.recording import open_subscription_run_ids
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -32,7 +33,7 @@ async def until_subscribed(infra: Infra) -> None:
     """Until a stream started in a task has subscribed: at once in memory, after a round trip
     on Redis."""
     async with asyncio.timeout(5):
-        while not open_subscriptions(infra):  # noqa: ASYNC110 - the proxy has no event
+        while not open_subscription_run_ids(infra):  # noqa: ASYNC110 - the proxy has no event
             await asyncio.sleep(0.001)
 
 
@@ -46,7 +47,7 @@ async def test_a_finished_run_streams_whole_from_the_store(infra: Infra) -> None
         (3, "RunStep", {"text": "b"}),
         (4, "RunFinished", {}),
     ]
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_from_seq_is_inclusive_and_past_the_end_yields_nothing(infra: Infra) -> None:
@@ -65,17 +66,26 @@ async def test_a_bad_from_seq_raises_at_the_call(infra: Infra, from_seq: object)
         stream_run(run_id, from_seq)  # type: ignore[arg-type]
 
 
+@leaves_work_on_purpose
+@pytest.mark.parametrize("name", ["idle_timeout", "poll_interval"])
+@pytest.mark.parametrize("seconds", [True, 0, -1, math.nan, "5"])
+async def test_bad_timings_raise_at_the_call(infra: Infra, name: str, seconds: object) -> None:
+    run_id = await start_run("echo", {})
+    with pytest.raises(InvalidArgument, match=f"{name} must be seconds > 0, got {seconds!r}"):
+        stream_run(run_id, **{name: seconds})  # type: ignore[arg-type]
+
+
 async def test_an_unknown_run_raises_run_not_found(infra: Infra) -> None:
     with pytest.raises(RunNotFound):
         await collect(stream_run("run-404"))
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_a_stream_started_before_the_worker_gets_everything_live(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a b c"})
     stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=5)))
     await until_subscribed(infra)
-    assert open_subscriptions(infra) == [run_id]
+    assert open_subscription_run_ids(infra) == [run_id]
     await run_worker_once()
     await publish_pending_outbox_events_once()
     assert await asyncio.wait_for(stream, 2) == [
@@ -125,7 +135,7 @@ async def test_a_stream_with_no_progress_raises_after_its_idle_timeout(infra: In
     run_id = await start_run("echo", {"text": "a"})
     with pytest.raises(StreamIdleTimeout, match=f"run '{run_id}': no event after seq 0"):
         await collect(stream_run(run_id, idle_timeout=0.05, poll_interval=0.01))
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_leaving_a_stream_early_closes_its_subscription(infra: Infra) -> None:
@@ -136,7 +146,7 @@ async def test_leaving_a_stream_early_closes_its_subscription(infra: Infra) -> N
         if event.seq == 2:
             break
     await stream.aclose()  # type: ignore[attr-defined]
-    assert open_subscriptions(infra) == []
+    assert open_subscription_run_ids(infra) == []
 
 
 async def test_draining_one_run_feeds_its_live_stream(infra: Infra) -> None:

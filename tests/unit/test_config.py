@@ -14,6 +14,7 @@ from agents_run.adapters.postgres_store import PostgresRunStore
 from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.adapters.sqlite_store import SqliteRunStore
 from agents_run.config import config_env, isolated, read_config
+from agents_run.config.wiring import ADAPTERS, accepted_forms
 from agents_run.redaction import redact
 
 # load_infra_from_config makes its infra current: the fixture restores a fresh one afterwards.
@@ -189,3 +190,18 @@ def test_a_redis_option_that_does_not_parse_is_a_config_error() -> None:
     with pytest.raises(InfraConfigError, match="AGENTS_RUN_BUS_URL") as raised:
         load_infra_from_config({"AGENTS_RUN_BUS_URL": "redis://:pw@h:6379/0?socket_timeout=x"})
     assert ":pw@" not in str(raised.value)
+
+
+def test_memory_is_memory_however_it_is_spelled() -> None:
+    config = read_config({"AGENTS_RUN_BUS_URL": "MEMORY://", "AGENTS_RUN_STORE_URL": "Memory://"})
+    assert (config.bus_url, config.store_url) == ("memory://", "memory://")
+    assert config.is_all_memory
+
+
+@pytest.mark.parametrize("variable", sorted(ADAPTERS))
+def test_every_adapter_of_a_variable_is_listed_in_its_errors(variable: str) -> None:
+    with pytest.raises(InfraConfigError) as raised:
+        read_config({variable: "nosuchscheme://host"})
+    assert str(raised.value).endswith(f"accepted forms are {accepted_forms(variable)}")
+    for adapter in ADAPTERS[variable]:
+        assert adapter.form in str(raised.value)

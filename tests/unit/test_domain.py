@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from agents_run import InvalidArgument, RunEvent, RunStatus
-from agents_run.domain.events import status_after
+from agents_run import EventType, FailureType, InvalidArgument, RunEvent, RunStatus
+from agents_run.domain.events import NextRunEvent, next_run_event, status_after
+from agents_run.domain.failures import failure_data, failure_of
 from agents_run.domain.json_data import ensure_json_object
-from agents_run.errors import InvalidTransition
+from agents_run.errors import InvalidTransition, StaleRunState
 
 
 def test_run_event_round_trips_through_json() -> None:
@@ -79,3 +81,51 @@ def test_data_nested_beyond_the_interpreters_limits_is_refused() -> None:
         deep = {"a": deep}
     with pytest.raises(InvalidArgument, match="nested too deeply"):
         ensure_json_object(deep, "input")
+
+
+def test_event_and_failure_types_are_the_strings_stored_and_sent() -> None:
+    assert [str(t) for t in EventType] == [
+        "RunStarted",
+        "RunStep",
+        "RunFinished",
+        "RunFailed",
+        "RunCancelled",
+    ]
+    assert [t for t in EventType if t.is_terminal] == ["RunFinished", "RunFailed", "RunCancelled"]
+    assert {str(t) for t in FailureType} == {
+        "WorkerError",
+        "WorkerLost",
+        "WorkerShutdown",
+        "EnqueueFailed",
+        "Orphaned",
+    }
+    event = RunEvent(run_id="run-1", seq=1, type=EventType.RUN_STARTED)
+    assert event.to_json()["type"] == "RunStarted"
+    assert json.dumps(event.to_json()["type"]) == '"RunStarted"'
+
+
+def test_failure_data_is_plain_json_with_the_error_type_and_message() -> None:
+    data = failure_data(FailureType.WORKER_LOST, "gone")
+    assert data == {"error_type": "WorkerLost", "message": "gone"}
+    assert type(data["error_type"]) is str
+    assert failure_of(KeyError("x")) == {"error_type": "KeyError", "message": "'x'", "where": []}
+
+
+def test_the_next_event_of_a_run_takes_the_next_seq_and_moves_the_status() -> None:
+    data = {"text": "a"}
+    appended = next_run_event("run-1", RunStatus.RUNNING, 4, "RunStep", data)
+    assert appended == NextRunEvent(
+        event=RunEvent(run_id="run-1", seq=5, type="RunStep", data={"text": "a"}),
+        status=RunStatus.RUNNING,
+    )
+    data["text"] = "changed later"
+    assert appended.event.data == {"text": "a"}
+
+
+def test_the_next_event_of_a_run_checks_the_expected_status_then_the_life_cycle() -> None:
+    with pytest.raises(StaleRunState, match="run 'run-1' is running, not queued"):
+        next_run_event(
+            "run-1", RunStatus.RUNNING, 1, "RunCancelled", {}, expected_status=RunStatus.QUEUED
+        )
+    with pytest.raises(InvalidTransition, match="cannot follow a run in status 'finished'"):
+        next_run_event("run-1", RunStatus.FINISHED, 3, "RunStep", {})

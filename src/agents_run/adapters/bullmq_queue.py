@@ -21,6 +21,7 @@ from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 
 from agents_run.adapters.redis_connection import open_redis, reporting_unavailable
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.errors import InvalidArgument
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts
 
@@ -68,6 +69,10 @@ class BullMQQueue:
         stalled_interval_ms: int = DEFAULT_STALLED_INTERVAL_MS,
         retry_delay_ms: int = DEFAULT_RETRY_DELAY_MS,
     ) -> None:
+        require_seconds(connect_timeout, "connect_timeout", positive=True)
+        require_positive_int(lock_duration_ms, "lock_duration_ms")
+        require_positive_int(stalled_interval_ms, "stalled_interval_ms")
+        require_positive_int(retry_delay_ms, "retry_delay_ms")
         self.url = url
         self.name = queue_name(key_prefix)
         self.key_prefix = key_prefix

@@ -15,10 +15,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
+from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
 from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import InvalidArgument, RunNotFound, StaleRunState
+from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
 
 DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -258,14 +258,12 @@ class InMemoryRunStore:
     ) -> RunEvent:
         stored = self._stored(run_id)
         run = stored.run
-        if expected_status is not None and run.status != expected_status:
-            raise StaleRunState(
-                f"run {run_id!r} is {run.status.value}, not {expected_status.value}"
-            )
-        new_status = status_after(run.status, type)
-        event = RunEvent(run_id=run_id, seq=run.last_seq + 1, type=type, data=copy.deepcopy(data))
+        appended = next_run_event(
+            run_id, run.status, run.last_seq, type, data, expected_status=expected_status
+        )
+        event = appended.event
         stored.events.append(event)
-        stored.run = replace(run, status=new_status, last_seq=event.seq, updated_at=at)
+        stored.run = replace(run, status=appended.status, last_seq=event.seq, updated_at=at)
         row_id = next(self._outbox_ids)
         self._outbox[row_id] = OutboxRow(id=row_id, event=event)
         self._outbox_appended.set()

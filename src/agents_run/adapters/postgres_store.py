@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import math
 import re
 import time
@@ -38,15 +37,25 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
-from agents_run.domain.journal import StepKind, StepRecord, check_step_can_be_recorded
+from agents_run.adapters.postgres_statements import Statements
+from agents_run.adapters.sql_rows import (
+    LIVE_STATUSES,
+    events_from_rows,
+    outbox_rows_from_rows,
+    run_from_row,
+    run_values,
+    step_values,
+    steps_from_rows,
+)
+from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     InfraConfigError,
     InfraUnavailable,
     InvalidArgument,
     RunNotFound,
-    StaleRunState,
 )
 from agents_run.ports import OutboxRow
 from agents_run.redaction import redact, scrub, secrets_of
@@ -54,137 +63,8 @@ from agents_run.redaction import redact, scrub, secrets_of
 DEFAULT_SCHEMA = "agents_run"
 # Lower case so that psql users need no quotes; short enough for the ``_outbox`` channel suffix.
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,55}$")
-_LIVE_STATUSES = [status.value for status in RunStatus if not status.is_terminal]
 
 Connection = psycopg.AsyncConnection[TupleRow]
-
-
-class _Statements:
-    """Every statement the store runs, with the schema name quoted once."""
-
-    def __init__(self, schema: str) -> None:
-        def q(text: str) -> sql.Composed:
-            return sql.SQL(text).format(s=sql.Identifier(schema))
-
-        # Literals, not a parameter: the planner uses the partial index only for a predicate
-        # it can see at planning time. (Status values are fixed identifiers: nothing to quote.)
-        live_statuses = "(" + ", ".join(f"'{status}'" for status in _LIVE_STATUSES) + ")"
-        run_columns = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
-
-        self.schema = [
-            q("CREATE SCHEMA IF NOT EXISTS {s}"),
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.runs ("
-                " id text PRIMARY KEY,"
-                " agent text NOT NULL,"
-                " input jsonb NOT NULL,"
-                " status text NOT NULL,"
-                " cancel_requested boolean NOT NULL DEFAULT false,"
-                " last_seq integer NOT NULL DEFAULT 0,"
-                " created_at timestamptz NOT NULL,"
-                " updated_at timestamptz NOT NULL)"
-            ),
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.events ("
-                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
-                " seq integer NOT NULL,"
-                " type text NOT NULL,"
-                " data jsonb NOT NULL,"
-                " PRIMARY KEY (run_id, seq))"
-            ),
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.steps ("
-                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
-                " idx integer NOT NULL,"
-                " attempt integer NOT NULL,"
-                " kind text NOT NULL,"
-                " name text NOT NULL,"
-                " result jsonb NOT NULL,"
-                " PRIMARY KEY (run_id, idx))"
-            ),
-            q(
-                "CREATE TABLE IF NOT EXISTS {s}.outbox ("
-                " id bigserial PRIMARY KEY,"
-                " run_id text NOT NULL,"
-                " seq integer NOT NULL,"
-                " published_at timestamptz,"
-                " FOREIGN KEY (run_id, seq) REFERENCES {s}.events ON DELETE CASCADE)"
-            ),
-            q(
-                "CREATE INDEX IF NOT EXISTS outbox_pending ON {s}.outbox (id)"
-                " WHERE published_at IS NULL"
-            ),
-            q(
-                "CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON {s}.outbox (run_id, id)"
-                " WHERE published_at IS NULL"
-            ),
-            q(
-                "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
-                f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
-            ),
-        ]
-        self.create_run = q(
-            "INSERT INTO {s}.runs"
-            " (id, agent, input, status, cancel_requested, last_seq, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
-        )
-        self.get_run = q(f"SELECT {run_columns} FROM {{s}}.runs WHERE id = %s")
-        # id in byte order (COLLATE "C"), as the other stores order ties.
-        self.list_stale_runs = q(
-            f"SELECT {run_columns} FROM {{s}}.runs WHERE status IN {live_statuses}"
-            ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
-        )
-        self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
-        self.lock_run = q("SELECT status, last_seq FROM {s}.runs WHERE id = %s FOR UPDATE")
-        # One round trip: data-modifying CTEs always run, and NOTIFY is delivered on commit.
-        self.append_event = q(
-            "WITH appended AS ("
-            "  INSERT INTO {s}.events (run_id, seq, type, data)"
-            "  VALUES (%(run_id)s, %(seq)s, %(type)s, %(data)s) RETURNING run_id, seq),"
-            " queued AS ("
-            "  INSERT INTO {s}.outbox (run_id, seq) SELECT run_id, seq FROM appended),"
-            " moved AS ("
-            "  UPDATE {s}.runs SET status = %(status)s, last_seq = %(seq)s, updated_at = %(at)s"
-            "  WHERE id = %(run_id)s)"
-            " SELECT pg_notify(%(channel)s, '')"
-        )
-        self.read_events = q(
-            "SELECT seq, type, data FROM {s}.events WHERE run_id = %s AND seq >= %s"
-            " ORDER BY seq LIMIT %s"
-        )
-        # The NOTIFY tells listening workers at commit (see postgres_cancel_listener).
-        self.request_cancel = q(
-            "WITH flagged AS ("
-            "  UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
-            "  WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id)"
-            " SELECT id, pg_notify(%s, id) FROM flagged"
-        )
-        self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
-        # FOR SHARE: an append that would end the run waits for the step, or the step for it.
-        self.get_run_for_share = q(f"SELECT {run_columns} FROM {{s}}.runs WHERE id = %s FOR SHARE")
-        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
-        self.record_step = q(
-            "INSERT INTO {s}.steps (run_id, idx, attempt, kind, name, result)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-        )
-        self.read_steps = q(
-            "SELECT idx, attempt, kind, name, result FROM {s}.steps WHERE run_id = %s ORDER BY idx"
-        )
-        pending = (
-            "SELECT o.id, o.run_id, o.seq, e.type, e.data"
-            " FROM {s}.outbox o JOIN {s}.events e USING (run_id, seq)"
-            " WHERE o.published_at IS NULL"
-        )
-        self.count_pending_all = q("SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")
-        self.count_pending_of_run = q(
-            "SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL AND run_id = %s"
-        )
-        self.pending_all = q(pending + " ORDER BY o.id")
-        self.pending_of_run = q(pending + " AND o.run_id = %s ORDER BY o.id")
-        claim = " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
-        self.claim_all = q(pending + claim)
-        self.claim_of_run = q(pending + " AND o.run_id = %s" + claim)
-        self.mark_published = q("UPDATE {s}.outbox SET published_at = now() WHERE id = ANY(%s)")
 
 
 @dataclass
@@ -193,7 +73,7 @@ class PostgresOutboxClaim:
 
     rows: Sequence[OutboxRow]
     _connection: Connection
-    _statements: _Statements
+    _statements: Statements
 
     async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
         if rows:
@@ -224,10 +104,8 @@ class PostgresRunStore:
                 f"schema name {schema!r} is malformed: use 1 to 56 lower-case letters, digits "
                 "or underscores, not starting with a digit"
             )
-        if not (math.isfinite(connect_timeout) and connect_timeout > 0):
-            raise InvalidArgument(f"connect_timeout must be seconds > 0, got {connect_timeout!r}")
-        if max_connections < 1:
-            raise InvalidArgument(f"max_connections must be >= 1, got {max_connections!r}")
+        require_seconds(connect_timeout, "connect_timeout", positive=True)
+        require_positive_int(max_connections, "max_connections")
         self.schema = schema
         # Shown in pg_stat_activity, so operators see which deployment holds connections.
         self.application_name = f"agents-run:{schema}"
@@ -235,15 +113,15 @@ class PostgresRunStore:
         self._display_url = redact(url)
         self._secrets = secrets_of(url)
         self._channel = f"{schema}_outbox"
+        self._cancel_listener = CancelListener(f"{schema}_cancel", self._listening_connection)
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
-        self._statements = _Statements(schema)
+        self._statements = Statements(schema)
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._pooled: weakref.WeakSet[Connection] = weakref.WeakSet()
         self._pool_lock = asyncio.Lock()
         self._listener: Connection | None = None
         self._listener_lock = asyncio.Lock()
-        self._cancel_listener = CancelListener(f"{schema}_cancel", self._listening_connection)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -363,22 +241,11 @@ class PostgresRunStore:
             )
 
     async def create_run(self, run: Run) -> None:
-        run_input = ensure_json_object(run.input, "run input")
+        ensure_json_object(run.input, "run input")
+        values = run_values(run, dump_json=Jsonb, dump_time=lambda when: when)
         try:
             async with self._connection() as connection:
-                await connection.execute(
-                    self._statements.create_run,
-                    (
-                        run.id,
-                        run.agent,
-                        Jsonb(run_input),
-                        run.status.value,
-                        run.cancel_requested,
-                        run.last_seq,
-                        run.created_at,
-                        run.updated_at,
-                    ),
-                )
+                await connection.execute(self._statements.create_run, values)
         except psycopg.errors.UniqueViolation:
             raise InvalidArgument(f"run {run.id!r} already exists") from None
 
@@ -388,7 +255,7 @@ class PostgresRunStore:
             row = await cursor.fetchone()
         if row is None:
             raise RunNotFound(run_id)
-        return _run(row)
+        return run_from_row(row)
 
     async def append_event(
         self,
@@ -404,21 +271,18 @@ class PostgresRunStore:
             row = await cursor.fetchone()
             if row is None:
                 raise RunNotFound(run_id)
-            status, last_seq = RunStatus(row[0]), row[1]
-            if expected_status is not None and status != expected_status:
-                raise StaleRunState(
-                    f"run {run_id!r} is {status.value}, not {expected_status.value}"
-                )
-            new_status = status_after(status, type)
-            event = RunEvent(run_id=run_id, seq=last_seq + 1, type=type, data=copy.deepcopy(data))
+            appended = next_run_event(
+                run_id, RunStatus(row[0]), row[1], type, data, expected_status=expected_status
+            )
+            event = appended.event
             await connection.execute(
                 self._statements.append_event,
                 {
                     "run_id": run_id,
                     "seq": event.seq,
-                    "type": type,
+                    "type": event.type,
                     "data": Jsonb(event.data),
-                    "status": new_status.value,
+                    "status": appended.status.value,
                     "at": at,
                     "channel": self._channel,
                 },
@@ -435,15 +299,13 @@ class PostgresRunStore:
             rows = await cursor.fetchall()
             if not rows:
                 await self._check_exists(connection, run_id)
-        return [
-            RunEvent(run_id=run_id, seq=seq, type=type_, data=data) for seq, type_, data in rows
-        ]
+        return events_from_rows(run_id, rows)
 
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
                 self._statements.request_cancel,
-                (at, run_id, _LIVE_STATUSES, self._cancel_listener.channel),
+                (at, run_id, list(LIVE_STATUSES), self._cancel_listener.channel),
             )
             if await cursor.fetchone() is not None:
                 return True
@@ -475,17 +337,11 @@ class PostgresRunStore:
             taken = await connection.execute(
                 self._statements.step_exists, (record.run_id, record.index)
             )
-            check_step_can_be_recorded(_run(row), record, await taken.fetchone() is not None)
+            check_step_can_be_recorded(
+                run_from_row(row), record, await taken.fetchone() is not None
+            )
             await connection.execute(
-                self._statements.record_step,
-                (
-                    record.run_id,
-                    record.index,
-                    record.attempt,
-                    record.kind.value,
-                    record.name,
-                    Jsonb(record.result),
-                ),
+                self._statements.record_step, step_values(record, dump_json=Jsonb)
             )
 
     async def read_steps(self, run_id: str) -> list[StepRecord]:
@@ -494,10 +350,7 @@ class PostgresRunStore:
             rows = await cursor.fetchall()
             if not rows:
                 await self._check_exists(connection, run_id)
-        return [
-            StepRecord(run_id, index, attempt, StepKind(kind), name, result)
-            for index, attempt, kind, name, result in rows
-        ]
+        return steps_from_rows(rows)
 
     async def _check_exists(self, connection: Connection, run_id: str) -> None:
         cursor = await connection.execute(self._statements.run_exists, (run_id,))
@@ -509,7 +362,7 @@ class PostgresRunStore:
             cursor = await connection.execute(
                 self._statements.list_stale_runs, (updated_before, limit)
             )
-            return [_run(row) for row in await cursor.fetchall()]
+            return [run_from_row(row) for row in await cursor.fetchall()]
 
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         async with self._connection() as connection:
@@ -517,7 +370,7 @@ class PostgresRunStore:
                 cursor = await connection.execute(self._statements.pending_all)
             else:
                 cursor = await connection.execute(self._statements.pending_of_run, (run_id,))
-            return _outbox_rows(await cursor.fetchall())
+            return outbox_rows_from_rows(await cursor.fetchall())
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
         async with self._connection() as connection:
@@ -541,7 +394,7 @@ class PostgresRunStore:
                     cursor = await connection.execute(
                         self._statements.claim_of_run, (run_id, limit)
                     )
-                rows = _outbox_rows(await cursor.fetchall())
+                rows = outbox_rows_from_rows(await cursor.fetchall())
                 try:
                     yield PostgresOutboxClaim(rows, connection, self._statements)
                 except BaseException as error:
@@ -619,24 +472,3 @@ class PostgresRunStore:
                 # closing its connections: close them here.
                 for connection in list(self._pooled):
                     await connection.close()
-
-
-def _run(row: TupleRow) -> Run:
-    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
-    return Run(
-        id=id_,
-        agent=agent,
-        input=run_input,
-        status=RunStatus(status),
-        created_at=created_at,
-        updated_at=updated_at,
-        last_seq=last_seq,
-        cancel_requested=cancel_requested,
-    )
-
-
-def _outbox_rows(rows: list[TupleRow]) -> list[OutboxRow]:
-    return [
-        OutboxRow(id=id_, event=RunEvent(run_id=run_id, seq=seq, type=type_, data=data))
-        for id_, run_id, seq, type_, data in rows
-    ]

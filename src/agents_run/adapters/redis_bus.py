@@ -8,13 +8,13 @@ re-read the store, the source of truth, so the gap is repaired there.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio.client import PubSub
 
 from agents_run.adapters.redis_connection import CONNECTION_ERRORS, open_redis, unavailable
+from agents_run.arguments import require_seconds
 from agents_run.domain.events import RunEvent
 
 log = logging.getLogger("agents_run.redis_bus")
@@ -135,6 +135,7 @@ class RedisEventBus:
     """
 
     def __init__(self, url: str, *, key_prefix: str, connect_timeout: float = 5.0) -> None:
+        require_seconds(connect_timeout, "connect_timeout", positive=True)
         self.url = url
         self.key_prefix = key_prefix
         self.connect_timeout = connect_timeout
@@ -149,7 +150,7 @@ class RedisEventBus:
 
     async def publish(self, event: RunEvent) -> None:
         channel = channel_name(self.key_prefix, event.run_id)
-        payload = json.dumps(event.to_json(), ensure_ascii=False, separators=(",", ":"))
+        payload = event.to_json_text()
         try:
             await self.client.publish(channel, payload)
         except CONNECTION_ERRORS:
@@ -185,7 +186,7 @@ class RedisEventBus:
 
 def _decode(data: bytes | str, channel: str) -> RunEvent | None:
     try:
-        return RunEvent.from_json(json.loads(data))
+        return RunEvent.from_json_text(data)
     except (ValueError, KeyError, TypeError) as error:
         log.warning("ignored a malformed message on %s: %s", channel, error)
         return None

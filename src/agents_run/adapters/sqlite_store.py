@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import functools
 import json
 import sqlite3
@@ -31,16 +30,27 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from agents_run.domain.events import Run, RunEvent, RunStatus, status_after
-from agents_run.domain.journal import StepKind, StepRecord, check_step_can_be_recorded
+from agents_run.adapters.sql_rows import (
+    LIVE_STATUSES,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    events_from_rows,
+    outbox_rows_from_rows,
+    run_from_row,
+    run_values,
+    step_values,
+    steps_from_rows,
+)
+from agents_run.arguments import require_seconds
+from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound, StaleRunState
+from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
-_LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
@@ -80,23 +90,22 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE published_at IS N
 CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
     WHERE published_at IS NULL;
 CREATE INDEX IF NOT EXISTS runs_live_by_update ON runs (julianday(updated_at), id)
-    WHERE status IN {_LIVE_STATUSES};
+    WHERE status IN {LIVE_STATUSES};
 """
 _PENDING = (
     "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
     " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
 )
 _CLAIMABLE = " AND (o.claimed_by IS NULL OR o.claim_expires < ?)"
-_RUN_COLUMNS = "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at"
 # Timestamps are ISO text with an offset: julianday() compares instants (to the millisecond)
 # whatever the offset. The literal statuses match the partial index runs_live_by_update.
 _STALE_RUNS = (
-    f"SELECT {_RUN_COLUMNS} FROM runs WHERE status IN {_LIVE_STATUSES}"
+    f"SELECT {RUN_COLUMNS} FROM runs WHERE status IN {LIVE_STATUSES}"
     " AND julianday(updated_at) < julianday(?) ORDER BY julianday(updated_at), id LIMIT ?"
 )
 
 
-def _dumps(value: JsonObject) -> str:
+def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
@@ -128,13 +137,9 @@ class SqliteRunStore:
                 f"SQLite path {str(path)!r} is not a file: give a file path, which every "
                 "process of the deployment opens (use memory:// for a store in memory)"
             )
-        for name, value in [
-            ("busy_timeout", busy_timeout),
-            ("claim_lease", claim_lease),
-            ("poll_interval", poll_interval),
-        ]:
-            if not value > 0:
-                raise InvalidArgument(f"{name} must be seconds > 0, got {value!r}")
+        require_seconds(busy_timeout, "busy_timeout", positive=True)
+        require_seconds(claim_lease, "claim_lease", positive=True)
+        require_seconds(poll_interval, "poll_interval", positive=True)
         self.path = Path(path)
         self._busy_timeout = busy_timeout
         self._claim_lease = claim_lease
@@ -211,23 +216,13 @@ class SqliteRunStore:
         await self._call(self._opened)
 
     async def create_run(self, run: Run) -> None:
-        run_input = _dumps(ensure_json_object(run.input, "run input"))
+        ensure_json_object(run.input, "run input")
+        values = run_values(run, dump_json=_dumps, dump_time=datetime.isoformat)
 
         def insert(connection: sqlite3.Connection) -> None:
             try:
                 connection.execute(
-                    "INSERT INTO runs (id, agent, input, status, cancel_requested, last_seq,"
-                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run.id,
-                        run.agent,
-                        run_input,
-                        run.status.value,
-                        run.cancel_requested,
-                        run.last_seq,
-                        run.created_at.isoformat(),
-                        run.updated_at.isoformat(),
-                    ),
+                    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
                 )
             except sqlite3.IntegrityError:
                 raise InvalidArgument(f"run {run.id!r} already exists") from None
@@ -236,7 +231,7 @@ class SqliteRunStore:
 
     async def get_run(self, run_id: str) -> Run:
         rows = await self._call(
-            self._read, f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
+            self._read, f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)
         )
         if not rows:
             raise RunNotFound(run_id)
@@ -257,23 +252,20 @@ class SqliteRunStore:
             ).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
-            status, last_seq = RunStatus(row[0]), row[1]
-            if expected_status is not None and status != expected_status:
-                raise StaleRunState(
-                    f"run {run_id!r} is {status.value}, not {expected_status.value}"
-                )
-            new_status = status_after(status, type)
-            event = RunEvent(run_id=run_id, seq=last_seq + 1, type=type, data=copy.deepcopy(data))
+            appended = next_run_event(
+                run_id, RunStatus(row[0]), row[1], type, data, expected_status=expected_status
+            )
+            event = appended.event
             connection.execute(
                 "INSERT INTO events (run_id, seq, type, data) VALUES (?, ?, ?, ?)",
-                (run_id, event.seq, type, _dumps(event.data)),
+                (run_id, event.seq, event.type, _dumps(event.data)),
             )
             connection.execute(
                 "INSERT INTO outbox (run_id, seq) VALUES (?, ?)", (run_id, event.seq)
             )
             connection.execute(
                 "UPDATE runs SET status = ?, last_seq = ?, updated_at = ? WHERE id = ?",
-                (new_status.value, event.seq, at.isoformat(), run_id),
+                (appended.status.value, event.seq, at.isoformat(), run_id),
             )
             return event
 
@@ -294,16 +286,13 @@ class SqliteRunStore:
                 raise RunNotFound(run_id)
             return rows
 
-        return [
-            RunEvent(run_id=run_id, seq=seq, type=type_, data=json.loads(data))
-            for seq, type_, data in await self._call(read)
-        ]
+        return events_from_rows(run_id, await self._call(read), load_json=json.loads)
 
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         def cancel(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 "UPDATE runs SET cancel_requested = 1, updated_at = ?"
-                f" WHERE id = ? AND NOT cancel_requested AND status IN {_LIVE_STATUSES}",
+                f" WHERE id = ? AND NOT cancel_requested AND status IN {LIVE_STATUSES}",
                 (at.isoformat(), run_id),
             )
             if cursor.rowcount:
@@ -336,7 +325,7 @@ class SqliteRunStore:
     async def record_step(self, record: StepRecord) -> None:
         def insert(connection: sqlite3.Connection) -> None:
             rows = connection.execute(
-                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (record.run_id,)
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (record.run_id,)
             ).fetchall()
             if not rows:
                 raise RunNotFound(record.run_id)
@@ -345,16 +334,8 @@ class SqliteRunStore:
             ).fetchone()
             check_step_can_be_recorded(_run(rows[0]), record, taken is not None)
             connection.execute(
-                "INSERT INTO steps (run_id, idx, attempt, kind, name, result)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    record.run_id,
-                    record.index,
-                    record.attempt,
-                    record.kind.value,
-                    record.name,
-                    json.dumps(record.result, allow_nan=False, separators=(",", ":")),
-                ),
+                f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                step_values(record, dump_json=_dumps),
             )
 
         await self._call(self._transaction, insert)
@@ -362,17 +343,13 @@ class SqliteRunStore:
     async def read_steps(self, run_id: str) -> list[StepRecord]:
         def read() -> list[tuple[Any, ...]]:
             rows = self._read(
-                "SELECT idx, attempt, kind, name, result FROM steps WHERE run_id = ? ORDER BY idx",
-                (run_id,),
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)
             )
             if not rows and not self._read("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
                 raise RunNotFound(run_id)
             return rows
 
-        return [
-            StepRecord(run_id, index, attempt, StepKind(kind), name, json.loads(result))
-            for index, attempt, kind, name, result in await self._call(read)
-        ]
+        return steps_from_rows(await self._call(read), load_json=json.loads)
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         rows = await self._call(self._read, _STALE_RUNS, (updated_before.isoformat(), limit))
@@ -472,21 +449,8 @@ def _release(connection: sqlite3.Connection, token: str) -> None:
 
 
 def _run(row: tuple[Any, ...]) -> Run:
-    id_, agent, run_input, status, cancel_requested, last_seq, created_at, updated_at = row
-    return Run(
-        id=id_,
-        agent=agent,
-        input=json.loads(run_input),
-        status=RunStatus(status),
-        created_at=datetime.fromisoformat(created_at),
-        updated_at=datetime.fromisoformat(updated_at),
-        last_seq=last_seq,
-        cancel_requested=bool(cancel_requested),
-    )
+    return run_from_row(row, load_json=json.loads, load_time=datetime.fromisoformat)
 
 
 def _outbox_rows(rows: list[tuple[Any, ...]]) -> list[OutboxRow]:
-    return [
-        OutboxRow(id=id_, event=RunEvent(run_id=run_id, seq=seq, type=type_, data=json.loads(data)))
-        for id_, run_id, seq, type_, data in rows
-    ]
+    return outbox_rows_from_rows(rows, load_json=json.loads)

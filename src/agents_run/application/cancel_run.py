@@ -3,7 +3,7 @@ from __future__ import annotations
 from contextlib import suppress
 
 from agents_run.application.infra import get_infra
-from agents_run.domain.events import RUN_CANCELLED, RunStatus
+from agents_run.domain.events import EventType, RunStatus
 from agents_run.errors import StaleRunState
 
 
@@ -20,6 +20,10 @@ async def cancel_run(run_id: str) -> bool:
     # Where a worker started the run meanwhile, it sees the flag at its next step boundary.
     with suppress(StaleRunState):
         await infra.store.append_event(
-            run_id, RUN_CANCELLED, {}, at=infra.clock.now(), expected_status=RunStatus.QUEUED
+            run_id,
+            EventType.RUN_CANCELLED,
+            {},
+            at=infra.clock.now(),
+            expected_status=RunStatus.QUEUED,
         )
     return True

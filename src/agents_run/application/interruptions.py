@@ -106,6 +106,10 @@ class Interruptions:
         elif not task.cancelled():
             task.exception()  # retrieved: whatever it raised while unwinding is moot now
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
     async def _watch_cancel(self) -> None:
         store = self._infra.store
         while not self._finished:
@@ -113,7 +117,7 @@ class Interruptions:
                 if await store.wait_for_cancel(self._run_id, CANCEL_POLL_SECONDS):
                     return
             except Exception as error:
-                if self._finished:
+                if self.finished:
                     return
                 log_infra_error(
                     f"run {self._run_id}: watching for a cancel request failed; retrying in "

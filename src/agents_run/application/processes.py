@@ -8,12 +8,12 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
+from agents_run.arguments import require_positive_int, require_seconds
 
 log = logging.getLogger("agents_run.worker")
 
@@ -40,7 +40,10 @@ async def serve_worker(
     ``orphan_after`` seconds are ended (``sweep_orphaned_runs``).
     """
     require_positive_int(concurrency, "concurrency")
+    require_seconds(idle_poll, "idle_poll", positive=True)
+    require_seconds(stalled_check_interval, "stalled_check_interval", positive=True)
     require_seconds(orphan_after, "orphan_after")
+    require_seconds(sweep_interval, "sweep_interval", positive=True)
 
     async def worker_loop(index: int) -> int:
         jobs = 0
@@ -98,6 +101,7 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
     more than ``idle_wait`` seconds late even where a wake-up was lost. Once ``stop`` is set
     the batch in hand is finished and marked, then it returns.
     """
+    require_seconds(idle_wait, "idle_wait", positive=True)
     store = get_infra().store
     published = 0
     backoff = idle_wait

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import Infra
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import ensure_json_value
 from agents_run.errors import InvalidArgument, StepResultNotJson

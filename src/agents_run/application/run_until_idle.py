@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.errors import DrainDidNotSettle
 
 DEFAULT_MAX_STEPS_PER_RUN = 100_000

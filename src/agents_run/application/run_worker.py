@@ -9,19 +9,12 @@ import logging
 from contextlib import suppress
 
 from agents_run.application.agents import get_agent
-from agents_run.application.failures import failure_data
 from agents_run.application.infra import Infra, get_infra
 from agents_run.application.interruptions import Interruptions, Outcome
 from agents_run.application.run_context import RunContext
-from agents_run.domain.events import (
-    RUN_CANCELLED,
-    RUN_FAILED,
-    RUN_FINISHED,
-    RUN_STARTED,
-    RUN_STEP,
-    RunEvent,
-    RunStatus,
-)
+from agents_run.arguments import require_positive_int
+from agents_run.domain.events import EventType, RunEvent, RunStatus
+from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import DrainDidNotSettle, StaleRunState
 from agents_run.ports import Job
@@ -45,6 +38,8 @@ async def run_worker_once(
     keep it going. Where this call is cancelled (or the interpreter exits) mid-run, the job is
     failed on the way out, so that it is retried and the retry ends the run.
     """
+    if max_steps is not None:
+        require_positive_int(max_steps, "max_steps")
     infra = get_infra()
     job = await infra.queue.take_next()
     if job is None:
@@ -71,11 +66,10 @@ async def _record_worker_error(infra: Infra, run_id: str, error: Exception) -> N
         await _append(
             infra,
             run_id,
-            RUN_FAILED,
-            {
-                "error_type": "WorkerError",
-                "message": f"the worker failed: {type(error).__name__}: {error}",
-            },
+            EventType.RUN_FAILED,
+            failure_data(
+                FailureType.WORKER_ERROR, f"the worker failed: {type(error).__name__}: {error}"
+            ),
         )
     except Exception as also:
         log.warning(
@@ -98,27 +92,33 @@ async def _execute(
         # agent's state is gone, so the honest end is a failure that says so (or the
         # cancellation that was asked for meanwhile).
         if run.cancel_requested:
-            await _append(infra, job.run_id, RUN_CANCELLED, {})
+            await _append(infra, job.run_id, EventType.RUN_CANCELLED, {})
             return
         await _append(
             infra,
             job.run_id,
-            RUN_FAILED,
-            {
-                "error_type": "WorkerLost",
-                "message": f"the worker running attempt {job.attempt - 1} stopped before the run "
-                "ended; start a new run to retry",
-            },
+            EventType.RUN_FAILED,
+            failure_data(
+                FailureType.WORKER_LOST,
+                f"the worker running attempt {job.attempt - 1} stopped before the run ended; "
+                "start a new run to retry",
+            ),
         )
         return
     if run.cancel_requested:
         # cancel_run may have recorded RunCancelled between our read and this append.
         with suppress(StaleRunState):
-            await _append(infra, job.run_id, RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED)
+            await _append(
+                infra, job.run_id, EventType.RUN_CANCELLED, {}, expected_status=RunStatus.QUEUED
+            )
         return
     try:
         await _append(
-            infra, job.run_id, RUN_STARTED, {"agent": run.agent}, expected_status=RunStatus.QUEUED
+            infra,
+            job.run_id,
+            EventType.RUN_STARTED,
+            {"agent": run.agent},
+            expected_status=RunStatus.QUEUED,
         )
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
@@ -137,7 +137,7 @@ async def _run_agent(
     *,
     stop: asyncio.Event | None,
     max_steps: int | None,
-) -> str:
+) -> EventType:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
     Each step runs in a task that a cancel request or ``stop`` interrupts. Only the agent's own
@@ -159,8 +159,8 @@ async def _run_agent(
                 if next_.outcome is Outcome.ERROR:
                     return await _agent_failed(infra, ctx, next_.value)
                 if next_.outcome is Outcome.CANCELLED:
-                    await _append(infra, run_id, RUN_CANCELLED, {})
-                    return RUN_CANCELLED
+                    await _append(infra, run_id, EventType.RUN_CANCELLED, {})
+                    return EventType.RUN_CANCELLED
                 if next_.outcome is Outcome.STOPPED:
                     return await _stopped(infra, run_id, "during the step after seq")
                 try:
@@ -176,10 +176,10 @@ async def _run_agent(
                         "steps; an agent that never ends, or raise the limit"
                     )
                 await ctx.flush()
-                await _append(infra, run_id, RUN_STEP, data)
+                await _append(infra, run_id, EventType.RUN_STEP, data)
                 if (await infra.store.get_run(run_id)).cancel_requested:
-                    await _append(infra, run_id, RUN_CANCELLED, {})
-                    return RUN_CANCELLED
+                    await _append(infra, run_id, EventType.RUN_CANCELLED, {})
+                    return EventType.RUN_CANCELLED
                 if stop is not None and stop.is_set():
                     return await _stopped(infra, run_id, "after seq")
     finally:
@@ -187,25 +187,25 @@ async def _run_agent(
         if close is not None:
             await close()
     await ctx.flush()
-    await _append(infra, run_id, RUN_FINISHED, {})
-    return RUN_FINISHED
+    await _append(infra, run_id, EventType.RUN_FINISHED, {})
+    return EventType.RUN_FINISHED
 
 
-async def _stopped(infra: Infra, run_id: str, when: str) -> str:
+async def _stopped(infra: Infra, run_id: str, when: str) -> EventType:
     last_seq = (await infra.store.get_run(run_id)).last_seq
     await _append(
         infra,
         run_id,
-        RUN_FAILED,
-        {
-            "error_type": "WorkerShutdown",
-            "message": f"the worker was stopped {when} {last_seq}; start a new run to retry",
-        },
+        EventType.RUN_FAILED,
+        failure_data(
+            FailureType.WORKER_SHUTDOWN,
+            f"the worker was stopped {when} {last_seq}; start a new run to retry",
+        ),
     )
-    return RUN_FAILED
+    return EventType.RUN_FAILED
 
 
-async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> str:
+async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> EventType:
     """End the run RunFailed for the agent's own error, logged once with its traceback."""
     step = ctx.step_that_raised(error)
     in_step = f" in step {step!r}" if step is not None else ""
@@ -218,19 +218,19 @@ async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> 
         error,
         exc_info=error,
     )
-    data = failure_data(error)
+    data = failure_of(error)
     if step is not None:
         data["step"] = step
         data["message"] = f"step {step!r} failed: {data['message']}"
     await ctx.flush()
-    await _append(infra, ctx.run_id, RUN_FAILED, data)
-    return RUN_FAILED
+    await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)
+    return EventType.RUN_FAILED
 
 
 async def _append(
     infra: Infra,
     run_id: str,
-    type: str,
+    type: EventType,
     data: JsonObject,
     *,
     expected_status: RunStatus | None = None,

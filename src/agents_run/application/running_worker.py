@@ -7,11 +7,11 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing, asynccontextmanager
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.stream_run import stream_run
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import RunEvent
 from agents_run.errors import DrainDidNotSettle, RunDidNotEnd
 

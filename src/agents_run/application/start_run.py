@@ -4,7 +4,8 @@ from contextlib import suppress
 
 from agents_run.application.agents import check_agent_name, get_agent
 from agents_run.application.infra import get_infra
-from agents_run.domain.events import RUN_FAILED, Run, RunStatus
+from agents_run.domain.events import EventType, Run, RunStatus
+from agents_run.domain.failures import FailureType, failure_data
 from agents_run.domain.json_data import ensure_json_object
 
 
@@ -36,8 +37,8 @@ async def start_run(agent: str, input: dict[str, object]) -> str:
         with suppress(Exception):
             await infra.store.append_event(
                 run.id,
-                RUN_FAILED,
-                {"error_type": "EnqueueFailed", "message": f"{type(error).__name__}: {error}"},
+                EventType.RUN_FAILED,
+                failure_data(FailureType.ENQUEUE_FAILED, f"{type(error).__name__}: {error}"),
                 at=infra.clock.now(),
             )
         raise

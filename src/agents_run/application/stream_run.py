@@ -6,8 +6,9 @@ import time
 from collections.abc import AsyncIterator
 
 from agents_run.application.infra import Infra, get_infra
+from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import RunEvent
-from agents_run.errors import InvalidArgument, StreamIdleTimeout
+from agents_run.errors import StreamIdleTimeout
 
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_POLL_INTERVAL = 1.0
@@ -28,12 +29,10 @@ def stream_run(
     ``idle_timeout`` seconds without a new event, ``RunNotFound`` for an unknown run. Arguments are
     checked here, at the call, before anything is awaited.
     """
-    if isinstance(from_seq, bool) or not isinstance(from_seq, (int, type(None))):
-        raise InvalidArgument(f"from_seq must be an int >= 1 or None, got {from_seq!r}")
-    if from_seq is not None and from_seq < 1:
-        raise InvalidArgument(f"from_seq must be >= 1 (seqs start at 1), got {from_seq}")
-    if not idle_timeout > 0 or not poll_interval > 0:
-        raise InvalidArgument("idle_timeout and poll_interval must be positive numbers of seconds")
+    if from_seq is not None:
+        require_positive_int(from_seq, "from_seq")
+    require_seconds(idle_timeout, "idle_timeout", positive=True)
+    require_seconds(poll_interval, "poll_interval", positive=True)
     return _stream(get_infra(), run_id, from_seq or 1, idle_timeout, poll_interval)
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from agents_run.application.arguments import require_positive_int, require_seconds
 from agents_run.application.infra import get_infra
-from agents_run.domain.events import RUN_CANCELLED, RUN_FAILED, Run, RunStatus
+from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.events import EventType, Run, RunStatus
+from agents_run.domain.failures import FailureType, failure_data
 from agents_run.domain.json_data import JsonObject
 from agents_run.errors import InvalidTransition, StaleRunState
 
@@ -70,17 +71,17 @@ async def sweep_orphaned_runs(
     return ended
 
 
-def _ending(run: Run) -> tuple[str, JsonObject]:
+def _ending(run: Run) -> tuple[EventType, JsonObject]:
     if run.cancel_requested:
-        return RUN_CANCELLED, {}
+        return EventType.RUN_CANCELLED, {}
     if run.status is RunStatus.RUNNING:
-        return RUN_FAILED, {
-            "error_type": "WorkerLost",
-            "message": "no worker holds this run any more (its job failed all its attempts or "
-            "was lost); start a new run to retry",
-        }
-    return RUN_FAILED, {
-        "error_type": "Orphaned",
-        "message": "no worker will take this run (its job was never added, failed all its "
-        "attempts, or was lost); start it again",
-    }
+        return EventType.RUN_FAILED, failure_data(
+            FailureType.WORKER_LOST,
+            "no worker holds this run any more (its job failed all its attempts or was lost); "
+            "start a new run to retry",
+        )
+    return EventType.RUN_FAILED, failure_data(
+        FailureType.ORPHANED,
+        "no worker will take this run (its job was never added, failed all its attempts, or "
+        "was lost); start it again",
+    )

@@ -2,21 +2,37 @@
 
 from __future__ import annotations
 
+import copy
 import enum
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from agents_run.arguments import require_positive_int
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import InvalidTransition
+from agents_run.errors import InvalidTransition, StaleRunState
 
-RUN_STARTED = "RunStarted"
-RUN_STEP = "RunStep"
-RUN_FINISHED = "RunFinished"
-RUN_FAILED = "RunFailed"
-RUN_CANCELLED = "RunCancelled"
 
-EVENT_TYPES = frozenset({RUN_STARTED, RUN_STEP, RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
-TERMINAL_EVENT_TYPES = frozenset({RUN_FINISHED, RUN_FAILED, RUN_CANCELLED})
+class EventType(enum.StrEnum):
+    """The types of run events; each value is the ``type`` string stored and sent."""
+
+    RUN_STARTED = "RunStarted"
+    RUN_STEP = "RunStep"
+    RUN_FINISHED = "RunFinished"
+    RUN_FAILED = "RunFailed"
+    RUN_CANCELLED = "RunCancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_EVENT_TYPES
+
+
+_TERMINAL_EVENT_TYPES = frozenset(
+    {EventType.RUN_FINISHED, EventType.RUN_FAILED, EventType.RUN_CANCELLED}
+)
+# Plain strings: a RunEvent's type may be given as either, and Python 3.11's ``in EventType``
+# raises for a string.
+_EVENT_TYPE_VALUES = frozenset(event_type.value for event_type in EventType)
 
 
 class RunStatus(enum.StrEnum):
@@ -44,18 +60,29 @@ class RunEvent:
     data: JsonObject = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.type not in EVENT_TYPES:
-            raise ValueError(f"unknown event type {self.type!r}; one of {sorted(EVENT_TYPES)}")
-        if isinstance(self.seq, bool) or not isinstance(self.seq, int) or self.seq < 1:
-            raise ValueError(f"seq must be an int >= 1, got {self.seq!r}")
+        # A plain string, as stored and sent, whether an EventType or a str was given.
+        object.__setattr__(self, "type", str(self.type))
+        if self.type not in _EVENT_TYPE_VALUES:
+            raise ValueError(
+                f"unknown event type {self.type!r}; one of {sorted(_EVENT_TYPE_VALUES)}"
+            )
+        require_positive_int(self.seq, "seq")
         ensure_json_object(self.data, f"data of {self.type} event")
 
     @property
     def is_terminal(self) -> bool:
-        return self.type in TERMINAL_EVENT_TYPES
+        return self.type in _TERMINAL_EVENT_TYPES
 
     def to_json(self) -> JsonObject:
         return {"run_id": self.run_id, "seq": self.seq, "type": self.type, "data": self.data}
+
+    def to_json_text(self) -> str:
+        """The event as compact JSON text, as the bus and the HTTP event stream send it."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json_text(cls, text: str | bytes) -> RunEvent:
+        return cls.from_json(json.loads(text))
 
     @classmethod
     def from_json(cls, payload: JsonObject) -> RunEvent:
@@ -82,25 +109,52 @@ class Run:
 
 
 _NEXT_STATUS: dict[tuple[RunStatus, str], RunStatus] = {
-    (RunStatus.QUEUED, RUN_STARTED): RunStatus.RUNNING,
-    (RunStatus.QUEUED, RUN_CANCELLED): RunStatus.CANCELLED,
-    (RunStatus.QUEUED, RUN_FAILED): RunStatus.FAILED,
-    (RunStatus.RUNNING, RUN_STEP): RunStatus.RUNNING,
-    (RunStatus.RUNNING, RUN_FINISHED): RunStatus.FINISHED,
-    (RunStatus.RUNNING, RUN_FAILED): RunStatus.FAILED,
-    (RunStatus.RUNNING, RUN_CANCELLED): RunStatus.CANCELLED,
+    (RunStatus.QUEUED, EventType.RUN_STARTED): RunStatus.RUNNING,
+    (RunStatus.QUEUED, EventType.RUN_CANCELLED): RunStatus.CANCELLED,
+    (RunStatus.QUEUED, EventType.RUN_FAILED): RunStatus.FAILED,
+    (RunStatus.RUNNING, EventType.RUN_STEP): RunStatus.RUNNING,
+    (RunStatus.RUNNING, EventType.RUN_FINISHED): RunStatus.FINISHED,
+    (RunStatus.RUNNING, EventType.RUN_FAILED): RunStatus.FAILED,
+    (RunStatus.RUNNING, EventType.RUN_CANCELLED): RunStatus.CANCELLED,
 }
 
 
 def status_after(status: RunStatus, event_type: str) -> RunStatus:
-    """The run's status once an event of ``event_type`` is appended; raises where not allowed.
-
-    Every store calls this inside its append, so no adapter can record a step after the end or a
-    second terminal event.
-    """
+    """The run's status once an event of ``event_type`` is appended; raises where not allowed."""
     try:
         return _NEXT_STATUS[(status, event_type)]
     except KeyError:
         raise InvalidTransition(
             f"a {event_type} event cannot follow a run in status {status.value!r}"
         ) from None
+
+
+@dataclass(frozen=True)
+class NextRunEvent:
+    """What an append adds to a run: its event, and the run's status after it."""
+
+    event: RunEvent
+    status: RunStatus
+
+
+def next_run_event(
+    run_id: str,
+    status: RunStatus,
+    last_seq: int,
+    type: str,
+    data: JsonObject,
+    *,
+    expected_status: RunStatus | None = None,
+) -> NextRunEvent:
+    """The event appended to a run in ``status`` whose last event is ``last_seq``.
+
+    Every store calls this inside its append, so no adapter can skip a seq, record a step after
+    the end or a second terminal event: raises ``StaleRunState`` where ``expected_status`` is
+    given and is not ``status``, and ``InvalidTransition`` where the life cycle forbids it. The
+    data is copied, so a caller mutating its dict later changes nothing stored.
+    """
+    if expected_status is not None and status != expected_status:
+        raise StaleRunState(f"run {run_id!r} is {status.value}, not {expected_status.value}")
+    new_status = status_after(status, type)
+    event = RunEvent(run_id=run_id, seq=last_seq + 1, type=type, data=copy.deepcopy(data))
+    return NextRunEvent(event=event, status=new_status)

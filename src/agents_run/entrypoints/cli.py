@@ -9,7 +9,6 @@ import json
 import logging
 import math
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -21,9 +20,10 @@ from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
 from agents_run.config import MEMORY_URL, load_infra_from_config, read_config
-from agents_run.demo import run_demo
+from agents_run.entrypoints.demo import run_demo
+from agents_run.entrypoints.formatting import format_event
+from agents_run.entrypoints.shutdown import shutdown_on_signals
 from agents_run.errors import AgentsRunError, InvalidArgument
-from agents_run.formatting import format_event
 from agents_run.redaction import redact
 from agents_run.server import serve
 
@@ -67,50 +67,32 @@ async def _demo(args: argparse.Namespace) -> int:
 
 async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
-    _on_shutdown_signals(draining, stop, grace=args.grace)
-    log.info(
-        "worker started: concurrency %d, agents %s; runs with no live job end after %gs",
-        args.concurrency,
-        ", ".join(registered_agents()),
-        args.orphan_after,
-    )
-    jobs = await serve_worker(
-        draining=draining,
-        stop=stop,
-        concurrency=args.concurrency,
-        orphan_after=args.orphan_after,
-    )
+    # A second signal, or the end of the grace period, stops runs at their next step.
+    with shutdown_on_signals(draining, stop, grace=args.grace):
+        log.info(  # once the handlers are in: whoever waits for this line may signal at once
+            "worker started: concurrency %d, agents %s; runs with no live job end after %gs",
+            args.concurrency,
+            ", ".join(registered_agents()),
+            args.orphan_after,
+        )
+        jobs = await serve_worker(
+            draining=draining,
+            stop=stop,
+            concurrency=args.concurrency,
+            orphan_after=args.orphan_after,
+        )
     log.info("worker stopped after %d job(s)", jobs)
     return 0
 
 
 async def _publisher(args: argparse.Namespace) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info("publisher started")
-    published = await serve_publisher(stop=stop)
+    # Draining is all a publisher does: it finishes the batch in hand and returns.
+    draining = asyncio.Event()
+    with shutdown_on_signals(draining, asyncio.Event()):
+        log.info("publisher started")
+        published = await serve_publisher(stop=draining)
     log.info("publisher stopped after %d event(s)", published)
     return 0
-
-
-def _on_shutdown_signals(draining: asyncio.Event, stop: asyncio.Event, *, grace: float) -> None:
-    """First SIGTERM or SIGINT: take no new work, and stop what runs after ``grace`` seconds.
-    A second one: stop at once (runs end at their next step)."""
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        if draining.is_set():
-            log.info("signal %d again: stopping runs at their next step", signum)
-            stop.set()
-            return
-        log.info("signal %d: draining; runs in progress have %gs to end", signum, grace)
-        draining.set()
-        loop.call_later(grace, stop.set)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal, signum)
 
 
 def _import_agent_modules(modules: str) -> None:

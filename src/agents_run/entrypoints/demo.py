@@ -13,7 +13,7 @@ from agents_run.application.run_worker import run_worker_once
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.domain.events import RunEvent
-from agents_run.formatting import format_event
+from agents_run.entrypoints.formatting import format_event
 
 
 def _line(event: RunEvent) -> str:

@@ -1,0 +1,131 @@
+"""Every SQL statement of the PostgreSQL run store, with the schema name quoted once."""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from agents_run.adapters.sql_rows import LIVE_STATUSES, RUN_COLUMNS, STEP_COLUMNS
+
+
+class Statements:
+    """The statements of a store whose tables live in ``schema``."""
+
+    def __init__(self, schema: str) -> None:
+        def q(text: str) -> sql.Composed:
+            return sql.SQL(text).format(s=sql.Identifier(schema))
+
+        # Literals, not a parameter: the planner uses the partial index only for a predicate
+        # it can see at planning time. (Status values are fixed identifiers: nothing to quote.)
+        live_statuses = "(" + ", ".join(f"'{status}'" for status in LIVE_STATUSES) + ")"
+
+        self.schema = [
+            q("CREATE SCHEMA IF NOT EXISTS {s}"),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.runs ("
+                " id text PRIMARY KEY,"
+                " agent text NOT NULL,"
+                " input jsonb NOT NULL,"
+                " status text NOT NULL,"
+                " cancel_requested boolean NOT NULL DEFAULT false,"
+                " last_seq integer NOT NULL DEFAULT 0,"
+                " created_at timestamptz NOT NULL,"
+                " updated_at timestamptz NOT NULL)"
+            ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.events ("
+                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
+                " seq integer NOT NULL,"
+                " type text NOT NULL,"
+                " data jsonb NOT NULL,"
+                " PRIMARY KEY (run_id, seq))"
+            ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.steps ("
+                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
+                " idx integer NOT NULL,"
+                " attempt integer NOT NULL,"
+                " kind text NOT NULL,"
+                " name text NOT NULL,"
+                " result jsonb NOT NULL,"
+                " PRIMARY KEY (run_id, idx))"
+            ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.outbox ("
+                " id bigserial PRIMARY KEY,"
+                " run_id text NOT NULL,"
+                " seq integer NOT NULL,"
+                " published_at timestamptz,"
+                " FOREIGN KEY (run_id, seq) REFERENCES {s}.events ON DELETE CASCADE)"
+            ),
+            q(
+                "CREATE INDEX IF NOT EXISTS outbox_pending ON {s}.outbox (id)"
+                " WHERE published_at IS NULL"
+            ),
+            q(
+                "CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON {s}.outbox (run_id, id)"
+                " WHERE published_at IS NULL"
+            ),
+            q(
+                "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
+                f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
+            ),
+        ]
+        self.create_run = q(
+            f"INSERT INTO {{s}}.runs ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        )
+        self.get_run = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s")
+        # id in byte order (COLLATE "C"), as the other stores order ties.
+        self.list_stale_runs = q(
+            f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE status IN {live_statuses}"
+            ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
+        )
+        self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
+        self.lock_run = q("SELECT status, last_seq FROM {s}.runs WHERE id = %s FOR UPDATE")
+        # One round trip: data-modifying CTEs always run, and NOTIFY is delivered on commit.
+        self.append_event = q(
+            "WITH appended AS ("
+            "  INSERT INTO {s}.events (run_id, seq, type, data)"
+            "  VALUES (%(run_id)s, %(seq)s, %(type)s, %(data)s) RETURNING run_id, seq),"
+            " queued AS ("
+            "  INSERT INTO {s}.outbox (run_id, seq) SELECT run_id, seq FROM appended),"
+            " moved AS ("
+            "  UPDATE {s}.runs SET status = %(status)s, last_seq = %(seq)s, updated_at = %(at)s"
+            "  WHERE id = %(run_id)s)"
+            " SELECT pg_notify(%(channel)s, '')"
+        )
+        self.read_events = q(
+            "SELECT seq, type, data FROM {s}.events WHERE run_id = %s AND seq >= %s"
+            " ORDER BY seq LIMIT %s"
+        )
+        # The NOTIFY tells listening workers at commit (see postgres_cancel_listener).
+        self.request_cancel = q(
+            "WITH flagged AS ("
+            "  UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
+            "  WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id)"
+            " SELECT id, pg_notify(%s, id) FROM flagged"
+        )
+        self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
+        # FOR SHARE: an append that would end the run waits for the step, or the step for it.
+        self.get_run_for_share = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s FOR SHARE")
+        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
+        self.record_step = q(
+            f"INSERT INTO {{s}}.steps ({STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+        )
+        self.read_steps = q(
+            f"SELECT {STEP_COLUMNS} FROM {{s}}.steps WHERE run_id = %s ORDER BY idx"
+        )
+        pending = (
+            "SELECT o.id, o.run_id, o.seq, e.type, e.data"
+            " FROM {s}.outbox o JOIN {s}.events e USING (run_id, seq)"
+            " WHERE o.published_at IS NULL"
+        )
+        self.count_pending_all = q("SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL")
+        self.count_pending_of_run = q(
+            "SELECT count(*) FROM {s}.outbox WHERE published_at IS NULL AND run_id = %s"
+        )
+        self.pending_all = q(pending + " ORDER BY o.id")
+        self.pending_of_run = q(pending + " AND o.run_id = %s ORDER BY o.id")
+        claim = " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+        self.claim_all = q(pending + claim)
+        self.claim_of_run = q(pending + " AND o.run_id = %s" + claim)
+        self.mark_published = q("UPDATE {s}.outbox SET published_at = now() WHERE id = ANY(%s)")

@@ -1,0 +1,90 @@
+"""Reading the configuration from the environment: the ``AGENTS_RUN_*`` variables, checked."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from agents_run.config.settings import (
+    BUS_URL,
+    CONNECT_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_KEY_PREFIX,
+    KEY_PREFIX,
+    MEMORY_URL,
+    QUEUE_URL,
+    STORE_URL,
+    InfraConfig,
+)
+from agents_run.config.wiring import ADAPTERS, accepted_forms, find_adapter
+from agents_run.errors import InfraConfigError
+from agents_run.redaction import redact
+
+_KEY_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
+    """Read and check the ``AGENTS_RUN_*`` variables; unset means ``memory://``."""
+    urls = {name: _check_url(name, env.get(name, "") or MEMORY_URL) for name in ADAPTERS}
+    key_prefix = env.get(KEY_PREFIX, "") or DEFAULT_KEY_PREFIX
+    if not _KEY_PREFIX_PATTERN.match(key_prefix):
+        raise InfraConfigError(
+            f"{KEY_PREFIX}={key_prefix!r} is malformed: use 1 to 64 letters, digits or . _ : -"
+        )
+    return InfraConfig(
+        bus_url=urls[BUS_URL],
+        queue_url=urls[QUEUE_URL],
+        store_url=urls[STORE_URL],
+        key_prefix=key_prefix,
+        connect_timeout=_read_timeout(env),
+    )
+
+
+def config_env(config: InfraConfig) -> dict[str, str]:
+    """The environment variables that describe ``config`` (for starting processes on it)."""
+    return {
+        BUS_URL: config.bus_url,
+        QUEUE_URL: config.queue_url,
+        STORE_URL: config.store_url,
+        KEY_PREFIX: config.key_prefix,
+        CONNECT_TIMEOUT: str(config.connect_timeout),
+    }
+
+
+def _read_timeout(env: Mapping[str, str]) -> float:
+    raw = env.get(CONNECT_TIMEOUT, "")
+    if not raw:
+        return DEFAULT_CONNECT_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 300:
+        raise InfraConfigError(
+            f"{CONNECT_TIMEOUT}={raw!r} is malformed: give seconds as a number in (0, 300]"
+        )
+    return seconds
+
+
+def _check_url(name: str, url: str) -> str:
+    if "://" not in url:
+        # Not a URL, so no password can be found in it to redact: the value is not repeated.
+        raise InfraConfigError(
+            f"{name} is malformed (its value is not shown: it may hold a password): accepted "
+            f"forms are {accepted_forms(name)}"
+        )
+    if find_adapter(name, ADAPTERS[name], url).name == "memory":
+        if url.lower() != MEMORY_URL:
+            raise InfraConfigError(
+                f"{name}={redact(url)!r} is malformed: write exactly {MEMORY_URL}"
+            )
+        return MEMORY_URL
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise InfraConfigError(
+            f"{name}={redact(url)!r} is malformed: the port must be a number from 0 to 65535"
+        ) from None
+    return url

@@ -1,0 +1,59 @@
+"""How every long-running command ends on SIGTERM or SIGINT: the first signal drains, a second
+one stops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterable, Iterator
+
+log = logging.getLogger("agents_run.shutdown")
+
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def shutdown_on_signals(
+    draining: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    grace: float | None = None,
+    signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS,
+) -> Iterator[None]:
+    """While the block runs, the first of ``signals`` sets ``draining`` (take no new work, finish
+    what is in hand) and the next one sets ``stop`` (end what is in hand now). With ``grace``,
+    ``stop`` also follows ``grace`` seconds after the first signal. A signal that arrives once
+    ``draining`` was set by other means counts as the second. The handlers are removed on exit.
+
+    Must be entered in a coroutine running on the main thread's loop (asyncio's rule for
+    signal handlers).
+    """
+    loop = asyncio.get_running_loop()
+    grace_timer: asyncio.TimerHandle | None = None
+
+    def on_signal(signum: int) -> None:
+        nonlocal grace_timer
+        if draining.is_set():
+            log.info("signal %d again: stopping now", signum)
+            stop.set()
+            return
+        if grace is None:
+            log.info("signal %d: draining", signum)
+        else:
+            log.info("signal %d: draining; work in progress has %gs to end", signum, grace)
+            grace_timer = loop.call_later(grace, stop.set)
+        draining.set()
+
+    installed: list[signal.Signals] = []
+    try:
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal, signum)
+            installed.append(signum)
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        if grace_timer is not None:
+            grace_timer.cancel()
