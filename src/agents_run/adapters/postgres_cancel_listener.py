@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import psycopg
@@ -48,11 +49,16 @@ class CancelListener:
         waiters = self._waiters.setdefault(run_id, set())
         waiters.add(woken)
         try:
-            if await requested():
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), timeout)
-            return await requested()
+            deadline = time.monotonic() + timeout
+            while True:
+                woken.clear()  # before the read: a push during it wakes the wait below
+                if await requested():
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), remaining)
         finally:
             waiters.discard(woken)
             if not waiters:
