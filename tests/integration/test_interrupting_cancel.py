@@ -15,6 +15,7 @@ from agents_run import (
     Infra,
     RunContext,
     cancel_run,
+    run_worker_once,
     running_worker,
     start_run,
     stream_run,
@@ -22,6 +23,7 @@ from agents_run import (
 )
 from agents_run.application.processes import serve_worker
 from agents_run.domain.json_data import JsonObject
+from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic_in_memory
 
@@ -71,6 +73,26 @@ async def test_cancel_interrupts_the_step_in_flight(infra: Infra, register: Regi
         ("RunCancelled", {}),
     ]
     assert [s.name for s in await infra.store.read_steps(run_id)] == ["quick"]
+
+
+@leaves_work_on_purpose  # run_worker_once only appends: publishing is not its job
+async def test_run_worker_once_ends_a_run_cancelled_mid_step(
+    infra: Infra, register: Register
+) -> None:
+    long = LongStep()
+    register("long-step")(long.agent)
+    run_id = await start_run("long-step", {})
+
+    async def cancel_once_inside() -> bool:
+        await long.entered.wait()
+        return await cancel_run(run_id)
+
+    canceller = asyncio.create_task(cancel_once_inside())
+    assert await run_worker_once() is True
+    assert await canceller is True
+    events = await infra.store.read_events(run_id)
+    assert [e.type for e in events] == ["RunStarted", "RunStep", "RunCancelled"]
+    assert await cancel_run(run_id) is False
 
 
 async def test_a_live_stream_sees_the_cancel_as_the_runs_end(
