@@ -30,6 +30,7 @@ from agents_run.errors import (
     StreamIdleTimeout,
     UnknownAgent,
 )
+from agents_run.ids_and_time import ManualClock, SequentialIds
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "InfraConfigError",
     "InfraUnavailable",
     "InvalidArgument",
+    "ManualClock",
     "QueuePort",
     "RetryPolicy",
     "RunContext",
@@ -53,6 +55,7 @@ __all__ = [
     "RunNotFound",
     "RunStatus",
     "RunStorePort",
+    "SequentialIds",
     "StepResultNotJson",
     "StreamIdleTimeout",
     "UnknownAgent",

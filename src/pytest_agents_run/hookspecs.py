@@ -21,7 +21,10 @@ def pytest_agents_run_make_infra(request: pytest.FixtureRequest) -> Infra | None
 
     The first implementation that returns an ``Infra`` wins; the plugin's own, tried last,
     returns ``Infra.in_memory()``, or under ``--agents-run-services`` real infra in a fresh
-    namespace (removed by a finalizer of its own). The plugin closes what it gets
+    namespace (removed by a finalizer of its own). Production ids and time (``RandomIds``,
+    ``SystemClock``: what ``load_infra_from_config`` and a hand-built ``Infra`` get) are replaced
+    by ``SequentialIds`` and ``ManualClock``; any others are kept, and all are kept where the
+    hook returns ``pytest_agents_run.keep_ids_and_clock(infra)``. The plugin closes what it gets
     (``Infra.aclose``) after the test; anything else to clean up (a schema, a key prefix) goes
     in ``request.addfinalizer``, which runs after that.
     """

@@ -38,6 +38,7 @@ from pytest_agents_run.determinism import (
     outcome_of,
     repeat_position,
 )
+from pytest_agents_run.deterministic_infra import with_test_ids_and_clock
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
 from pytest_agents_run.loops import LoopBoundCleanup
 from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
@@ -184,10 +185,9 @@ def _services_infra(request: pytest.FixtureRequest, services: InfraConfig) -> In
         lambda: _run_in_a_fresh_loop(remove_namespace(config), "removing its namespace")
     )
     _run_in_a_fresh_loop(create_namespace(config), "creating its namespace")
-    built = build_infra(config)
-    # The infra's own ids and clock (SequentialIds, ManualClock), not the configured random
-    # ones: run ids repeat in every fresh namespace, so repeats can be compared.
-    return Infra(bus=built.bus, queue=built.queue, store=built.store)
+    # Its random ids and system clock are replaced by the fixture, as for any hook: run ids
+    # repeat in every fresh namespace, so repeats can be compared.
+    return build_infra(config)
 
 
 def fresh_namespace(config: pytest.Config) -> str:
@@ -252,7 +252,8 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     """Fresh infra for this test: what ``get_infra()`` returns until the test ends.
 
     Made by the ``pytest_agents_run_make_infra`` hook (in-memory by default; real servers in a
-    fresh namespace under ``--agents-run-services``), with its ports recorded for the
+    fresh namespace under ``--agents-run-services``), with sequential ids and a manual clock in
+    place of production ones (see ``deterministic_infra``) and its ports recorded for the
     determinism check. After the test: a passing test that left work behind gets an
     ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed (on
     the loop the test used it on), and ``reset_infra()`` runs, also where the test or its setup
@@ -265,6 +266,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
             "pytest_agents_run_make_infra must return an agents_run.Infra, "
             f"got {type(made).__name__}"
         )
+    made = with_test_ids_and_clock(made)
     trace = Trace()
     # Closed on the loop its ports ran on, which has usually ended by the teardown (loops.py).
     closing = LoopBoundCleanup(

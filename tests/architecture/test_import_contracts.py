@@ -156,9 +156,9 @@ VIOLATIONS = [
     Violation(
         id="an entry point imports an adapter",
         path="src/agents_run/entrypoints/cli.py",
-        line="import agents_run.adapters.system",
+        line="import agents_run.adapters.sqlite_store",
         breaks=frozenset({"adapters-wired-by-config"}),
-        evidence="agents_run.entrypoints.cli -> agents_run.adapters.system",
+        evidence="agents_run.entrypoints.cli -> agents_run.adapters.sqlite_store",
     ),
     Violation(
         id="an entry point imports an adapter added later",

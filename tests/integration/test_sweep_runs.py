@@ -13,6 +13,7 @@ from agents_run import (
     Infra,
     InfraUnavailable,
     InvalidArgument,
+    ManualClock,
     RunStatus,
     cancel_run,
     run_until_idle,
@@ -20,7 +21,6 @@ from agents_run import (
     start_run,
     sweep_orphaned_runs,
 )
-from agents_run.adapters.memory import ManualClock
 from agents_run.application.processes import serve_worker
 from agents_run.domain.events import Run
 from agents_run.ports import MAX_JOB_ATTEMPTS

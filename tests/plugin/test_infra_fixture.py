@@ -134,7 +134,7 @@ def test_a_conftest_hook_supplies_the_infra(project: pytest.Pytester) -> None:
     project.makeconftest(
         """
         from agents_run import Infra, InMemoryEventBus, InMemoryQueue, InMemoryRunStore
-        from agents_run.adapters.memory import SequentialIds
+        from agents_run import SequentialIds
 
         made = []
 
@@ -189,7 +189,7 @@ def test_a_conftest_hook_applies_to_its_own_folder_only(project: pytest.Pytester
         **{
             "special/conftest.py": """
                 from agents_run import Infra, InMemoryEventBus, InMemoryQueue, InMemoryRunStore
-                from agents_run.adapters.memory import SequentialIds
+                from agents_run import SequentialIds
 
                 def pytest_agents_run_make_infra(request):
                     return Infra(
@@ -225,3 +225,70 @@ def test_a_hook_that_returns_something_else_is_a_clear_setup_error(
     result.stdout.fnmatch_lines(
         ["*TypeError: pytest_agents_run_make_infra must return an agents_run.Infra, got dict"]
     )
+
+
+def test_a_hook_that_builds_infra_like_production_still_gets_repeatable_ids_and_time(
+    project: pytest.Pytester,
+) -> None:
+    # load_infra_from_config on a real store, and Infra(...) by hand, both get random ids and
+    # the system clock; the fixture replaces them, so repeats compare.
+    project.makeconftest(
+        """
+        from agents_run import Infra, InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+        from agents_run import load_infra_from_config
+
+        def pytest_agents_run_make_infra(request):
+            if "sqlite" in request.node.name:
+                path = request.getfixturevalue("tmp_path") / "runs.db"
+                return load_infra_from_config({"AGENTS_RUN_STORE_URL": f"sqlite:///{path}"})
+            return Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+        """
+    )
+    project.makepyfile(
+        """
+        import pytest
+        from agents_run import ManualClock, SequentialIds, run_until_idle, start_run
+
+        @pytest.mark.deterministic
+        @pytest.mark.parametrize("made", ["by_hand", "sqlite"])
+        async def test_ids_and_time_repeat(infra, made):
+            assert isinstance(infra.ids, SequentialIds)
+            assert isinstance(infra.clock, ManualClock)
+            assert await start_run("echo", {"text": "a b"}) == "run-000001"
+            await run_until_idle()
+            assert (await infra.store.get_run("run-000001")).updated_at == infra.clock.now()
+        """
+    )
+    result = project.runpytest("--repeat-deterministic=3")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["agents-run: 2 deterministic tests, 6 runs, 0 divergences"])
+
+
+def test_a_hook_keeps_production_ids_and_time_with_keep_ids_and_clock(
+    project: pytest.Pytester,
+) -> None:
+    project.makeconftest(
+        """
+        from agents_run import Infra, InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+        from pytest_agents_run import keep_ids_and_clock
+
+        def pytest_agents_run_make_infra(request):
+            return keep_ids_and_clock(
+                Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+            )
+        """
+    )
+    project.makepyfile(
+        """
+        from datetime import UTC, datetime
+        from agents_run.ids_and_time import RandomIds, SystemClock
+
+        def test_real_ids_and_time(infra):
+            assert isinstance(infra.ids, RandomIds)
+            assert isinstance(infra.clock, SystemClock)
+            assert infra.ids.new_run_id() != infra.ids.new_run_id()
+            before = datetime.now(UTC)
+            assert before <= infra.clock.now() <= datetime.now(UTC)
+        """
+    )
+    project.runpytest().assert_outcomes(passed=1)

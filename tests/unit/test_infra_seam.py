@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,11 +12,14 @@ from agents_run import (
     InMemoryEventBus,
     InMemoryQueue,
     InMemoryRunStore,
+    ManualClock,
+    SequentialIds,
     get_infra,
     reset_infra,
     set_infra,
     use_infra,
 )
+from agents_run.ids_and_time import RandomIds, SystemClock
 from tests.unit.mocks.close_recording_adapters import (
     CloseRecordingBus,
     CloseRecordingQueue,
@@ -52,10 +56,26 @@ def test_get_infra_builds_an_in_memory_default_once() -> None:
     assert get_infra() is infra
 
 
-def test_the_three_ports_are_enough_to_build_an_infra() -> None:
-    infra = Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
-    assert infra.ids.new_run_id() == "run-000001"
-    assert infra.clock.now() == infra.clock.now()
+def test_the_three_ports_are_enough_to_build_an_infra_with_production_ids_and_time() -> None:
+    def by_hand() -> Infra:
+        return Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+
+    first, second = by_hand(), by_hand()
+    assert isinstance(first.ids, RandomIds)
+    assert isinstance(first.clock, SystemClock)
+    # As two processes would: their run ids never collide.
+    assert first.ids.new_run_id() != second.ids.new_run_id()
+    before = datetime.now(UTC)
+    assert before <= first.clock.now() <= datetime.now(UTC)
+
+
+def test_in_memory_infra_has_sequential_ids_and_a_manual_clock() -> None:
+    infra = Infra.in_memory()
+    assert isinstance(infra.ids, SequentialIds)
+    assert isinstance(infra.clock, ManualClock)
+    assert [infra.ids.new_run_id(), infra.ids.new_run_id()] == ["run-000001", "run-000002"]
+    assert infra.clock.now() == datetime(2026, 1, 1, tzinfo=UTC) == infra.clock.now()
+    assert isinstance(get_infra().ids, SequentialIds)  # the process default is in-memory too
 
 
 async def test_aclose_closes_the_bus_the_queue_and_the_store_once_each() -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from agents_run import InMemoryEventBus, InMemoryQueue, RunEvent
-from agents_run.adapters.memory import ManualClock, SequentialIds
+from agents_run import InMemoryEventBus, InMemoryQueue, ManualClock, RunEvent, SequentialIds
 from agents_run.ports import MAX_JOB_ATTEMPTS
 
 

@@ -1,7 +1,7 @@
 """Deterministic in-memory adapters: no timers, no background tasks, no threads.
 
-Ids come from a counter and time from a clock that moves only when told, so the same test does
-the same thing every time it runs.
+With ``SequentialIds`` and ``ManualClock`` (agents_run.ids_and_time), the same test does the
+same thing every time it runs.
 """
 
 from __future__ import annotations
@@ -13,47 +13,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
 from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
-
-DEFAULT_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-class SequentialIds:
-    """Run ids ``run-000001``, ``run-000002``, ... in creation order."""
-
-    def __init__(self, prefix: str = "run-") -> None:
-        self._prefix = prefix
-        self._counter = itertools.count(1)
-
-    def new_run_id(self) -> str:
-        return f"{self._prefix}{next(self._counter):06d}"
-
-
-class ManualClock:
-    """A clock that stands still until ``advance`` or ``set`` moves it."""
-
-    def __init__(self, start: datetime = DEFAULT_EPOCH) -> None:
-        self._now = start
-
-    def now(self) -> datetime:
-        return self._now
-
-    def set(self, when: datetime) -> None:
-        self._now = when
-
-    def advance(self, seconds: float) -> None:
-        self._now += timedelta(seconds=seconds)
-
-    async def sleep(self, seconds: float) -> None:
-        """Time-skipping: move the clock and return after one loop turn (no timer)."""
-        self.advance(seconds)
-        await asyncio.sleep(0)
 
 
 class InMemorySubscription:

@@ -8,30 +8,36 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 # The sanctioned exception to "application never imports adapters": the default is in-memory.
-from agents_run.adapters.memory import (
-    InMemoryEventBus,
-    InMemoryQueue,
-    InMemoryRunStore,
-    ManualClock,
-    SequentialIds,
-)
+from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
+from agents_run.ids_and_time import ManualClock, RandomIds, SequentialIds, SystemClock
 from agents_run.ports import Clock, EventBusPort, IdGenerator, QueuePort, RunStorePort
 
 
 @dataclass(frozen=True)
 class Infra:
-    """Everything a use case needs from the outside world, including ids and time."""
+    """Everything a use case needs from the outside world, including ids and time.
+
+    Built by hand, it gets production ids and time: ``RandomIds`` (unique across processes) and
+    the ``SystemClock``. ``in_memory()`` and the plugin's ``infra`` fixture use ``SequentialIds``
+    and ``ManualClock`` instead, so that a test does the same on every run.
+    """
 
     bus: EventBusPort
     queue: QueuePort
     store: RunStorePort
-    ids: IdGenerator = field(default_factory=SequentialIds)
-    clock: Clock = field(default_factory=ManualClock)
+    ids: IdGenerator = field(default_factory=RandomIds)
+    clock: Clock = field(default_factory=SystemClock)
 
     @classmethod
     def in_memory(cls) -> Infra:
-        """Fresh deterministic in-memory infrastructure."""
-        return cls(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=InMemoryRunStore())
+        """Fresh deterministic in-memory infrastructure: sequential ids, a manual clock."""
+        return cls(
+            bus=InMemoryEventBus(),
+            queue=InMemoryQueue(),
+            store=InMemoryRunStore(),
+            ids=SequentialIds(),
+            clock=ManualClock(),
+        )
 
     async def aclose(self) -> None:
         """Close the adapters' connections (a no-op for in-memory ones): all three, even where

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from agents_run.adapters.memory import InMemoryEventBus, InMemoryQueue, InMemoryRunStore
-from agents_run.adapters.system import RandomIds, SystemClock
 from agents_run.application.infra import Infra
 from agents_run.config.settings import BUS_URL, MEMORY_URL, QUEUE_URL, STORE_URL, InfraConfig
 from agents_run.errors import InfraConfigError, InvalidArgument
+from agents_run.ids_and_time import ManualClock, SequentialIds
 from agents_run.ports import EventBusPort, QueuePort, RunStorePort
 from agents_run.redaction import redact, scrub, secrets_of
 
@@ -179,9 +179,9 @@ def build_infra(config: InfraConfig) -> Infra:
     bus = build_adapter(BUS_URL, BUS_ADAPTERS, config.bus_url, config)
     queue = build_adapter(QUEUE_URL, QUEUE_ADAPTERS, config.queue_url, config)
     store = build_store(config)
-    if config.is_all_memory:
-        return Infra(bus=bus, queue=queue, store=store)
-    return Infra(bus=bus, queue=queue, store=store, ids=RandomIds(), clock=SystemClock())
+    if config.is_all_memory:  # nothing outlives the process: ids and time as in Infra.in_memory()
+        return Infra(bus=bus, queue=queue, store=store, ids=SequentialIds(), clock=ManualClock())
+    return Infra(bus=bus, queue=queue, store=store)  # random ids, the system clock
 
 
 def sqlite_path(url: str) -> str:
