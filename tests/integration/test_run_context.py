@@ -12,13 +12,20 @@ import pytest
 
 from agents_run import (
     Infra,
+    InfraUnavailable,
+    InMemoryEventBus,
+    InMemoryQueue,
+    InMemoryRunStore,
+    ManualClock,
     RetryPolicy,
     RunContext,
+    SequentialIds,
     run_until_idle,
+    run_worker_once,
     start_run,
     use_infra,
 )
-from agents_run.domain.journal import StepKind
+from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import JsonObject
 
 pytestmark = pytest.mark.deterministic
@@ -249,3 +256,30 @@ async def test_a_failure_says_where_it_was_raised_without_locals(
 def test_a_malformed_retry_policy_is_refused(make_policy: Callable[[], object], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         make_policy()
+
+
+class _JournalDown(InMemoryRunStore):
+    async def record_step(self, record: StepRecord) -> None:
+        raise InfraUnavailable("the store went away")
+
+
+async def test_a_journal_that_cannot_be_written_is_the_workers_failure_not_the_agents(
+    register: Register,
+) -> None:
+    @register("records-a-step")
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        yield {"n": await ctx.step("count", lambda: 1)}
+
+    down = Infra(
+        bus=InMemoryEventBus(),
+        queue=InMemoryQueue(),
+        store=_JournalDown(),
+        ids=SequentialIds(),
+        clock=ManualClock(),
+    )
+    with use_infra(down):
+        run_id = await start_run("records-a-step", {})
+        with pytest.raises(InfraUnavailable, match="the store went away"):
+            await run_worker_once()
+    failed = (await down.store.read_events(run_id))[-1]
+    assert (failed.type, failed.data["error_type"]) == ("RunFailed", "WorkerError")

@@ -71,6 +71,7 @@ class RunContext:
         self._unwritten: list[StepRecord] = []
         self._random: random.Random | None = None
         self._failed_steps: list[tuple[BaseException, str]] = []
+        self.store_failure: Exception | None = None
         # Held while a result is written: the worker interrupts the agent only outside it, so a
         # result is recorded whole or not at all.
         self.recording = asyncio.Lock()
@@ -197,8 +198,12 @@ class RunContext:
     async def _record(self, kind: StepKind, name: str, result: Any) -> None:
         entry = self._entry(kind, name, result)
         async with self.recording:
-            await self.flush()
-            await self._infra.store.record_step(entry)
+            try:
+                await self.flush()
+                await self._infra.store.record_step(entry)
+            except Exception as error:
+                self.store_failure = error  # the worker's failure, not the agent's
+                raise
 
     def _entry(self, kind: StepKind, name: str, result: Any) -> StepRecord:
         entry = StepRecord(

@@ -157,6 +157,8 @@ async def _run_agent(
                 if next_.outcome is Outcome.END:
                     break
                 if next_.outcome is Outcome.ERROR:
+                    if ctx.store_failure is not None:
+                        raise ctx.store_failure  # recording a step failed: a worker error
                     return await _agent_failed(infra, ctx, next_.value)
                 if next_.outcome is Outcome.CANCELLED:
                     await _append(infra, run_id, EventType.RUN_CANCELLED, {})
