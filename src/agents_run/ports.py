@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from agents_run.domain.events import Run, RunEvent, RunStatus
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject
 
 
@@ -98,6 +99,11 @@ class QueuePort(Protocol):
     async def recover_stalled(self) -> list[str]:
         """Queue again the jobs whose worker vanished mid-run; their run ids. Worker processes
         call this periodically; where no job can outlive its worker it finds nothing."""
+        ...
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        """Wait until a job may be waiting: True then (at once where one is), False after
+        ``timeout`` s. A worker's wake-up call instead of a busy loop; True may be spurious."""
         ...
 
     async def has_live_job(self, run_id: str) -> bool:
@@ -185,6 +191,24 @@ class RunStorePort(Protocol):
         """Flag the run for cancellation; True where this call set the flag on a live run."""
         ...
 
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        """True once the run's cancellation is requested (at once where it already is), False
+        after ``timeout`` s. A request made through any store sharing the data is seen within
+        ``timeout`` s at worst (pushed where the store can, read again at the end otherwise)."""
+        ...
+
+    async def record_step(self, record: StepRecord) -> None:
+        """Add ``record`` to its run's journal (never a stream event, no outbox row).
+
+        Raises ``RunNotFound``, ``InvalidTransition`` where the run has ended, and
+        ``StaleRunState`` where the journal already holds ``record.index``.
+        """
+        ...
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's journal in index order; raises ``RunNotFound``."""
+        ...
+
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         """Up to ``limit`` runs not yet ended (queued or running) whose ``updated_at`` is before
         ``updated_before``, oldest first (ties in run id order)."""
@@ -236,6 +260,10 @@ class IdGenerator(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass on this clock (a manual clock moves at once)."""
+        ...
 
 
 __all__ = [

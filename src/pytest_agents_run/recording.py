@@ -10,6 +10,7 @@ time, and tests/plugin/test_recording.py fails for it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -114,6 +115,7 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
         "counts": READ,
         "recover_stalled": READ,
         "has_live_job": READ,
+        "wait_for_job": READ,
         "aclose": READ,
     },
     RunStorePort: {
@@ -133,8 +135,21 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
             lambda a: {"run_id": a["run_id"]},
             lambda a, requested: {"run_id": a["run_id"], "requested": requested},
         ),
+        "record_step": Effect(
+            "record_step",
+            lambda a: {
+                "run_id": a["record"].run_id,
+                "index": a["record"].index,
+                "attempt": a["record"].attempt,
+                "kind": a["record"].kind.value,
+                "name": a["record"].name,
+                "result": copy.deepcopy(a["record"].result),
+            },
+        ),
         "get_run": READ,
         "read_events": READ,
+        "read_steps": READ,
+        "wait_for_cancel": READ,
         "list_stale_runs": READ,
         # Leases are not traced: renewals happen on the wall clock, as often as a run takes, and
         # what a lease decides (who may append) shows in the appends, which are.

@@ -82,10 +82,16 @@ async def test_an_infrastructure_error_is_logged_and_retried(
 
     monkeypatch.setattr(infra.queue, "take_next", flaky_take)
     run_id = await start_run("echo", {"text": "a"})
-    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+    with caplog.at_level(logging.WARNING, logger="agents_run.worker"):
         jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop, idle_poll=0.01), 5)
     assert jobs == 1
-    assert "job failed; retrying" in caplog.text
+    # One line, with the cause, at WARNING; the traceback only at DEBUG.
+    [line] = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == (
+        "worker loop 0: job failed; retrying in 0.0s (ConnectionError: redis restarting)"
+    )
+    assert line.exc_info is None
     assert (await infra.store.get_run(run_id)).status == "finished"
 
 
@@ -158,7 +164,7 @@ async def test_the_publisher_retries_after_an_error(
             stop.set()
 
     monkeypatch.setattr(infra.bus, "publish_batch", flaky_publish_batch)
-    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+    with caplog.at_level(logging.WARNING, logger="agents_run.worker"):
         published = await asyncio.wait_for(serve_publisher(stop=stop, idle_wait=0.01), 5)
     assert published == 3
     assert "publishing failed; retrying" in caplog.text

@@ -134,7 +134,7 @@ def test_failure_data_is_plain_json_with_the_error_type_and_message() -> None:
     data = failure_data(FailureType.WORKER_LOST, "gone")
     assert data == {"error_type": "WorkerLost", "message": "gone"}
     assert type(data["error_type"]) is str
-    assert failure_of(KeyError("x")) == {"error_type": "KeyError", "message": "'x'"}
+    assert failure_of(KeyError("x")) == {"error_type": "KeyError", "message": "'x'", "where": []}
 
 
 def test_the_next_event_of_a_run_takes_the_next_seq_and_moves_the_status() -> None:

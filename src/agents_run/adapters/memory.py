@@ -7,6 +7,7 @@ same thing every time it runs.
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, json_object_copy
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
@@ -101,12 +103,23 @@ class InMemoryQueue:
         self._handed_on: set[tuple[str, int]] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
+        self._job_waiting = asyncio.Event()
 
     async def enqueue(self, run_id: str) -> None:
         if run_id in self._known:
             return
         self._known.add(run_id)
         self._waiting.append(Job(run_id=run_id))
+        self._job_waiting.set()
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        if not self._waiting:
+            self._job_waiting.clear()
+            try:
+                await asyncio.wait_for(self._job_waiting.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def take_next(self) -> Job | None:
         if not self._waiting:
@@ -127,6 +140,7 @@ class InMemoryQueue:
         self.failed.append((failed, error))
         if failed.attempt < MAX_JOB_ATTEMPTS:
             self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
+            self._job_waiting.set()
 
     def _was_handed_on(self, job: Job) -> bool:
         if (job.run_id, job.attempt) in self._handed_on:
@@ -153,6 +167,8 @@ class InMemoryQueue:
             self._handed_on.add((run_id, job.attempt))
             stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
+        if stalled:
+            self._job_waiting.set()
         return stalled
 
     async def counts(self) -> QueueCounts:
@@ -185,6 +201,8 @@ def _changed(run: Run, **changes: object) -> Run:
 class _StoredRun:
     run: Run
     events: list[RunEvent] = field(default_factory=list)
+    steps: dict[int, StepRecord] = field(default_factory=dict)
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -290,6 +308,7 @@ class InMemoryRunStore:
         if run.cancel_requested or run.status.is_terminal:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
+        stored.cancel_requested.set()
         return True
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
@@ -316,6 +335,23 @@ class InMemoryRunStore:
             and not stored.run.lease_is_live(at)
         ]
         return sorted(lapsed, key=lambda run: (run.lease_until or at, run.id))[:limit]
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        stored = self._stored(run_id)
+        if not stored.run.cancel_requested:
+            try:
+                await asyncio.wait_for(stored.cancel_requested.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def record_step(self, record: StepRecord) -> None:
+        stored = self._stored(record.run_id)
+        check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
+        stored.steps[record.index] = replace(record, result=copy.deepcopy(record.result))
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        return [step for _, step in sorted(self._stored(run_id).steps.items())]
 
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         stale = [

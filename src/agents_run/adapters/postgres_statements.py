@@ -9,7 +9,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from agents_run.adapters.sql_rows import LIVE_STATUSES, RUN_COLUMNS
+from agents_run.adapters.sql_rows import LIVE_STATUSES, RUN_COLUMNS, STEP_COLUMNS
 from agents_run.domain.events import NextRunEvent, RunStatus
 
 # Runs whose state one store handle remembers for one-round-trip appends (a worker's few).
@@ -76,6 +76,16 @@ class Statements:
                 " type text NOT NULL,"
                 " data jsonb NOT NULL,"
                 " PRIMARY KEY (run_id, seq))"
+            ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.steps ("
+                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
+                " idx integer NOT NULL,"
+                " attempt integer NOT NULL,"
+                " kind text NOT NULL,"
+                " name text NOT NULL,"
+                " result jsonb NOT NULL,"
+                " PRIMARY KEY (run_id, idx))"
             ),
             q(
                 "CREATE TABLE IF NOT EXISTS {s}.outbox ("
@@ -151,9 +161,22 @@ class Statements:
             "SELECT seq, type, data FROM {s}.events WHERE run_id = %s AND seq >= %s"
             " ORDER BY seq LIMIT %s"
         )
+        # The NOTIFY tells listening workers at commit (see postgres_cancel_listener).
         self.request_cancel = q(
-            "UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
-            " WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id"
+            "WITH flagged AS ("
+            "  UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
+            "  WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id)"
+            " SELECT id, pg_notify(%s, id) FROM flagged"
+        )
+        self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
+        # FOR SHARE: an append that would end the run waits for the step, or the step for it.
+        self.get_run_for_share = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s FOR SHARE")
+        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
+        self.record_step = q(
+            f"INSERT INTO {{s}}.steps ({STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+        )
+        self.read_steps = q(
+            f"SELECT {STEP_COLUMNS} FROM {{s}}.steps WHERE run_id = %s ORDER BY idx"
         )
         pending = (
             "SELECT o.id, o.run_id, o.seq, e.type, e.data"

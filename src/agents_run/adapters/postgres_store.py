@@ -38,6 +38,7 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from agents_run.adapters.postgres_cancel_listener import CancelListener
 from agents_run.adapters.postgres_statements import (
     KNOWN_RUNS_LIMIT,
     KnownRun,
@@ -50,9 +51,12 @@ from agents_run.adapters.sql_rows import (
     outbox_rows_from_rows,
     run_from_row,
     run_values,
+    step_values,
+    steps_from_rows,
 )
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import NextRunEvent, Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     AgentsRunError,
@@ -117,6 +121,7 @@ class PostgresRunStore:
         self._display_url = redact(url)
         self._secrets = secrets_of(url)
         self._channel = f"{schema}_outbox"
+        self._cancel_listener = CancelListener(f"{schema}_cancel", self._listening_connection)
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._statements = Statements(schema)
@@ -362,12 +367,53 @@ class PostgresRunStore:
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
-                self._statements.request_cancel, (at, run_id, list(LIVE_STATUSES))
+                self._statements.request_cancel,
+                (at, run_id, list(LIVE_STATUSES), self._cancel_listener.channel),
             )
             if await cursor.fetchone() is not None:
                 return True
             await self._check_exists(connection, run_id)
         return False
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        async def requested() -> bool:
+            async with self._connection() as connection:
+                cursor = await connection.execute(self._statements.cancel_requested, (run_id,))
+                row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            return bool(row[0])
+
+        return await self._cancel_listener.wait(run_id, timeout, requested)
+
+    async def _listening_connection(self) -> Connection:
+        if self._closed:
+            raise self._closed_error()
+        return await self._connect()
+
+    async def record_step(self, record: StepRecord) -> None:
+        async with self._connection() as connection, connection.transaction():
+            cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(record.run_id)
+            taken = await connection.execute(
+                self._statements.step_exists, (record.run_id, record.index)
+            )
+            check_step_can_be_recorded(
+                run_from_row(row), record, await taken.fetchone() is not None
+            )
+            await connection.execute(
+                self._statements.record_step, step_values(record, dump_json=Jsonb)
+            )
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(self._statements.read_steps, (run_id,))
+            rows = await cursor.fetchall()
+            if not rows:
+                await self._check_exists(connection, run_id)
+        return steps_from_rows(rows)
 
     async def _check_exists(self, connection: Connection, run_id: str) -> None:
         cursor = await connection.execute(self._statements.run_exists, (run_id,))
@@ -477,6 +523,7 @@ class PostgresRunStore:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self._cancel_listener.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import get_infra
 from agents_run.application.leases import RENEWALS_PER_LEASE
 from agents_run.application.outbox_publisher import (
@@ -68,8 +69,10 @@ async def serve_worker(
                     backoff = idle_poll
                     continue
                 backoff = idle_poll
-            except Exception:
-                log.exception("worker loop %d: job failed; retrying in %.1fs", index, backoff)
+            except Exception as error:
+                log_infra_error(
+                    f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
+                )
                 backoff = min(backoff * 2, MAX_BACKOFF)
             await _wait(draining, backoff)
         return jobs
@@ -78,8 +81,8 @@ async def serve_worker(
         while not draining.is_set():
             try:
                 await chore()
-            except Exception:
-                log.exception("%s failed; trying again later", doing)
+            except Exception as error:
+                log_infra_error(f"{doing} failed; trying again later", error)
             await _wait(draining, interval)
 
     async def recover_stalled_jobs() -> None:
@@ -135,8 +138,8 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
                     log.info("publisher: deleted %d published outbox rows", deleted)
             if count == 0:
                 await store.wait_for_outbox(idle_wait)
-        except Exception:
-            log.exception("publisher: publishing failed; retrying in %.1fs", backoff)
+        except Exception as error:
+            log_infra_error(f"publisher: publishing failed; retrying in {backoff:.1f}s", error)
             await _wait(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
     return published

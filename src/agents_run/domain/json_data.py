@@ -83,6 +83,15 @@ def _is_storable_text(text: str) -> bool:
     return True
 
 
+def ensure_json_value(value: object, what: str) -> Any:
+    """Return ``value`` if it is JSON (an object, array, string, number, bool or None)."""
+    try:
+        _check(value, what)
+    except RecursionError:
+        raise InvalidArgument(f"{what} is nested too deeply to be stored as JSON") from None
+    return value
+
+
 def _check(value: object, path: str) -> None:
     if isinstance(value, str):
         _check_text(value, path)
