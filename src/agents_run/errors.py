@@ -71,3 +71,8 @@ class StepResultNotJson(AgentsRunError, TypeError):
 
 class RunDidNotEnd(AgentsRunError, TimeoutError):
     """wait_for_run's timeout passed before the run's terminal event."""
+
+
+class ReplayDiverged(AgentsRunError):
+    """A resumed run's agent called its context differently from the run's record (the run
+    ends ``RunFailed`` ``NondeterministicReplay``)."""

@@ -46,7 +46,7 @@ class Gate:
 def gate() -> Iterator[Gate]:
     gate = Gate()
 
-    @register_agent(gate.name)
+    @register_agent(gate.name, resume=False)  # a take-over ends it WorkerLost
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
         yield {"step": 1}
         gate.reached.set()

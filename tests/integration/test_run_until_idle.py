@@ -98,7 +98,7 @@ async def test_the_step_limit_per_run_lets_a_run_of_exactly_that_many_steps_fini
 
 @pytest.mark.agents_run_memory_only(reason="a networked queue retries a failed job after a delay")
 async def test_an_agent_waiting_forever_raises_at_the_timeout(infra: Infra) -> None:
-    @register_agent("waits-forever")
+    @register_agent("waits-forever", resume=False)
     async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
         await asyncio.Event().wait()
         yield {}

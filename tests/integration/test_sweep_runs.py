@@ -106,7 +106,7 @@ async def start_run_losing_its_job(infra: Infra, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.deterministic
 @pytest.mark.agents_run_memory_only(reason="a networked queue spaces the attempts over ~17 min")
-async def test_a_running_run_whose_job_failed_every_attempt_ends_worker_lost(
+async def test_a_running_run_whose_job_failed_every_attempt_is_taken_over_and_resumed(
     infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = await start_run("echo", {"text": "a b"})
@@ -140,15 +140,11 @@ async def test_a_running_run_whose_job_failed_every_attempt_ends_worker_lost(
     assert await take_over_lapsed_runs() == [run_id]
     assert await history(infra, run_id) == [
         ("RunStarted", {"agent": "echo"}),
-        (
-            "RunFailed",
-            {
-                "error_type": "WorkerLost",
-                # Only the first take got as far as the lease: the store failed before it since.
-                "message": "the worker running attempt 1 stopped before the run ended; start a "
-                "new run to retry",
-            },
-        ),
+        # Only the first take got as far as the lease: the store failed before it since.
+        ("RunResumed", {"attempt": 2, "resumed_after_seq": 1}),
+        ("RunStep", {"text": "a"}),
+        ("RunStep", {"text": "b"}),
+        ("RunFinished", {}),
     ]
     await run_until_idle()
 

@@ -113,6 +113,7 @@ def test_event_and_failure_types_are_the_strings_stored_and_sent() -> None:
     assert [str(t) for t in EventType] == [
         "RunStarted",
         "RunStep",
+        "RunResumed",
         "RunFinished",
         "RunFailed",
         "RunCancelled",
@@ -124,6 +125,8 @@ def test_event_and_failure_types_are_the_strings_stored_and_sent() -> None:
         "WorkerShutdown",
         "EnqueueFailed",
         "Orphaned",
+        "NondeterministicReplay",
+        "TooManyAttempts",
     }
     event = RunEvent(run_id="run-1", seq=1, type=EventType.RUN_STARTED)
     assert event.to_json()["type"] == "RunStarted"

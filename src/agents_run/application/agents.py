@@ -105,6 +105,11 @@ def get_agent(name: str) -> Agent:
         raise UnknownAgent(name, registered_agents()) from None
 
 
+def find_agent(name: str) -> Agent | None:
+    """The agent registered as ``name``, or None."""
+    return _registry.get(name)
+
+
 def registered_agents() -> list[str]:
     return sorted(_registry)
 

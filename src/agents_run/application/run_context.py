@@ -5,19 +5,21 @@ run's journal."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import inspect
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from agents_run.application.infra import Infra
+from agents_run.application.replay import shown
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import ensure_json_value
-from agents_run.errors import InvalidArgument, StepResultNotJson
+from agents_run.errors import InvalidArgument, ReplayDiverged, StepResultNotJson
 
 log = logging.getLogger("agents_run.worker")
 
@@ -62,7 +64,15 @@ class RunContext:
     recorded call or step, so an execution interrupted before then records nothing of them.
     """
 
-    def __init__(self, infra: Infra, *, run_id: str, agent: str, attempt: int) -> None:
+    def __init__(
+        self,
+        infra: Infra,
+        *,
+        run_id: str,
+        agent: str,
+        attempt: int,
+        journal: Sequence[StepRecord] = (),
+    ) -> None:
         self._infra = infra
         self._run_id = run_id
         self._agent = agent
@@ -72,6 +82,10 @@ class RunContext:
         self._random: random.Random | None = None
         self._failed_steps: list[tuple[BaseException, str]] = []
         self.store_failure: Exception | None = None
+        # Replay: the journal a previous attempt recorded, returned by index until exhausted;
+        # the first call that departs from it is the run's divergence.
+        self._journal = list(journal)
+        self.divergence: str | None = None
         # Held while a result is written: the worker interrupts the agent only outside it, so a
         # result is recorded whole or not at all.
         self.recording = asyncio.Lock()
@@ -96,6 +110,9 @@ class RunContext:
 
     def now(self) -> datetime:
         """The infra's time (a ``ManualClock`` in tests), recorded for replay."""
+        recorded = self._replayed(StepKind.NOW, "now")
+        if recorded is not None:
+            return datetime.fromisoformat(recorded.result)
         value = self._infra.clock.now()
         self._unwritten.append(self._entry(StepKind.NOW, "now", value.isoformat()))
         return value
@@ -109,6 +126,8 @@ class RunContext:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the infra's clock: at once under ``ManualClock``, which moves."""
         require_seconds(seconds, "seconds")
+        if self._replayed(StepKind.SLEEP, "sleep") is not None:
+            return  # slept before the resume: its time has passed
         until = self._infra.clock.now() + timedelta(seconds=seconds)
         await self._record(
             StepKind.SLEEP, "sleep", {"seconds": seconds, "until": until.isoformat()}
@@ -136,6 +155,9 @@ class RunContext:
             raise InvalidArgument(f"step {name!r}: fn must be callable, got {fn!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgument(f"step {name!r}: retry must be a RetryPolicy, got {retry!r}")
+        recorded = self._replayed(StepKind.STEP, name)
+        if recorded is not None:
+            return copy.deepcopy(recorded.result)  # recorded before the resume: fn is not called
         result = await self._call(name, fn, args, kwargs, retry or RetryPolicy(attempts=1))
         try:
             ensure_json_value(result, f"the result of step {name!r}")
@@ -176,6 +198,23 @@ class RunContext:
                     delay,
                 )
                 await self._infra.clock.sleep(delay)
+
+    def _replayed(self, kind: StepKind, name: str) -> StepRecord | None:
+        """The journal's entry for the next call, or None once the journal is exhausted (the
+        call runs live); raises ``ReplayDiverged`` where the entry is another call's."""
+        if self.divergence is not None:
+            raise ReplayDiverged(self.divergence)
+        if self._next_index > len(self._journal):
+            return None
+        recorded = self._journal[self._next_index - 1]
+        if (recorded.kind, recorded.name) != (kind, name):
+            self.divergence = (
+                f"journal entry {recorded.index}: recorded {recorded.kind.value} "
+                f"{shown(recorded.name)}, now {kind.value} {shown(name)}"
+            )
+            raise ReplayDiverged(self.divergence)
+        self._next_index += 1
+        return recorded
 
     def step_that_raised(self, error: BaseException) -> str | None:
         """The name of the step whose failure ``error`` is (or was caused by), if any."""

@@ -8,7 +8,7 @@ import copy
 import logging
 from contextlib import suppress
 
-from agents_run.application.agents import get_agent
+from agents_run.application.agents import find_agent, get_agent
 from agents_run.application.infra import Infra, get_infra
 from agents_run.application.interruptions import Interruptions, Outcome
 from agents_run.application.leases import (
@@ -18,10 +18,12 @@ from agents_run.application.leases import (
     holding_lease,
     read_as_holder,
 )
+from agents_run.application.replay import MAX_RUN_ATTEMPTS, Replay
 from agents_run.application.run_context import RunContext
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import DrainDidNotSettle, StaleAttempt, StaleRunState
 from agents_run.ports import Job
@@ -147,11 +149,15 @@ async def _execute_held(
     infra: Infra, run: Run, stop: asyncio.Event | None, max_steps: int | None
 ) -> None:
     if run.status is RunStatus.RUNNING:
-        # A previous worker took this run and was lost mid-run; its steps are recorded but its
-        # agent's state is gone, so the honest end is a failure that says so (or the
+        # A previous worker took this run and was lost mid-run: the run resumes by replay where
+        # its agent allows it; otherwise the honest end is a failure that says so (or the
         # cancellation that was asked for meanwhile).
         if run.cancel_requested:
             await _append(infra, run.id, EventType.RUN_CANCELLED, {})
+            return
+        agent = find_agent(run.agent)
+        if agent is not None and agent.resume:
+            await _resume(infra, run, stop, max_steps)
             return
         await _append(
             infra,
@@ -189,6 +195,45 @@ async def _execute_held(
     log.info("run %s ended: %s", run.id, terminal)
 
 
+async def _resume(
+    infra: Infra, run: Run, stop: asyncio.Event | None, max_steps: int | None
+) -> None:
+    if run.attempt > MAX_RUN_ATTEMPTS:
+        await _append(
+            infra,
+            run.id,
+            EventType.RUN_FAILED,
+            failure_data(
+                FailureType.TOO_MANY_ATTEMPTS,
+                f"the workers of {run.attempt - 1} attempts stopped before the run ended "
+                f"(at most {MAX_RUN_ATTEMPTS}); start a new run to retry",
+            ),
+        )
+        log.warning("run %s ended TooManyAttempts at attempt %d", run.id, run.attempt)
+        return
+    events = await infra.store.read_events(run.id)
+    journal = await infra.store.read_steps(run.id)
+    await _append(
+        infra,
+        run.id,
+        EventType.RUN_RESUMED,
+        {"attempt": run.attempt, "resumed_after_seq": run.last_seq},
+    )
+    log.warning("run %s resumed by attempt %d after seq %d", run.id, run.attempt, run.last_seq)
+    terminal = await _run_agent(
+        infra,
+        run.id,
+        run.agent,
+        run.input,
+        attempt=run.attempt,
+        stop=stop,
+        max_steps=max_steps,
+        replay=Replay(events),
+        journal=journal,
+    )
+    log.info("run %s ended: %s", run.id, terminal)
+
+
 async def _run_agent(
     infra: Infra,
     run_id: str,
@@ -198,14 +243,18 @@ async def _run_agent(
     attempt: int,
     stop: asyncio.Event | None,
     max_steps: int | None,
+    replay: Replay | None = None,
+    journal: list[StepRecord] | None = None,
 ) -> EventType:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
+    On a resume, yields the previous attempts recorded are compared with the record instead
+    (``replay``), and ``ctx`` returns what the ``journal`` holds, until each is exhausted.
     Each step runs in a task that a cancel request or ``stop`` interrupts. Only the agent's own
     errors end the run with RunFailed; store and queue errors propagate.
     """
     # The store's attempt: 1 on the first execution, one more for each take-over.
-    ctx = RunContext(infra, run_id=run_id, agent=agent_name, attempt=attempt)
+    ctx = RunContext(infra, run_id=run_id, agent=agent_name, attempt=attempt, journal=journal or ())
     try:
         steps = get_agent(agent_name).start(copy.deepcopy(input), ctx)
     except Exception as error:
@@ -215,6 +264,8 @@ async def _run_agent(
         async with Interruptions(infra, run_id, ctx, stop) as watch:
             while True:
                 next_ = await watch.next_step(steps)
+                if ctx.divergence is not None:
+                    return await _diverged(infra, run_id, ctx.divergence)
                 if next_.outcome is Outcome.END:
                     break
                 if next_.outcome is Outcome.ERROR:
@@ -238,6 +289,11 @@ async def _run_agent(
                         f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
                         "steps; an agent that never ends, or raise the limit"
                     )
+                if replay is not None and replay.pending:
+                    difference = replay.check_yield(data)
+                    if difference is not None:
+                        return await _diverged(infra, run_id, difference)
+                    continue  # recorded already
                 await ctx.flush()
                 await _append(infra, run_id, EventType.RUN_STEP, data)
                 if (await read_as_holder(infra, run_id)).cancel_requested:
@@ -249,9 +305,26 @@ async def _run_agent(
         close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
         if close is not None:
             await close()
+    difference = replay.check_end() if replay is not None else None
+    if difference is not None:
+        return await _diverged(infra, run_id, difference)
     await ctx.flush()
     await _append(infra, run_id, EventType.RUN_FINISHED, {})
     return EventType.RUN_FINISHED
+
+
+async def _diverged(infra: Infra, run_id: str, difference: str) -> EventType:
+    log.error("run %s: its replay departed from the record at %s", run_id, difference)
+    await _append(
+        infra,
+        run_id,
+        EventType.RUN_FAILED,
+        failure_data(
+            FailureType.NONDETERMINISTIC_REPLAY,
+            f"the agent departed from the run's record at {difference}",
+        ),
+    )
+    return EventType.RUN_FAILED
 
 
 async def _stopped(infra: Infra, run_id: str, when: str) -> EventType:

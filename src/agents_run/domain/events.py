@@ -17,6 +17,7 @@ class EventType(enum.StrEnum):
 
     RUN_STARTED = "RunStarted"
     RUN_STEP = "RunStep"
+    RUN_RESUMED = "RunResumed"  # another worker took over a run whose worker vanished
     RUN_FINISHED = "RunFinished"
     RUN_FAILED = "RunFailed"
     RUN_CANCELLED = "RunCancelled"
@@ -130,6 +131,7 @@ _NEXT_STATUS: dict[tuple[RunStatus, str], RunStatus] = {
     (RunStatus.QUEUED, EventType.RUN_CANCELLED): RunStatus.CANCELLED,
     (RunStatus.QUEUED, EventType.RUN_FAILED): RunStatus.FAILED,
     (RunStatus.RUNNING, EventType.RUN_STEP): RunStatus.RUNNING,
+    (RunStatus.RUNNING, EventType.RUN_RESUMED): RunStatus.RUNNING,
     (RunStatus.RUNNING, EventType.RUN_FINISHED): RunStatus.FINISHED,
     (RunStatus.RUNNING, EventType.RUN_FAILED): RunStatus.FAILED,
     (RunStatus.RUNNING, EventType.RUN_CANCELLED): RunStatus.CANCELLED,

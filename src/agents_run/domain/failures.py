@@ -21,6 +21,8 @@ class FailureType(enum.StrEnum):
     WORKER_SHUTDOWN = "WorkerShutdown"
     ENQUEUE_FAILED = "EnqueueFailed"
     ORPHANED = "Orphaned"
+    NONDETERMINISTIC_REPLAY = "NondeterministicReplay"  # a resumed run departed from its record
+    TOO_MANY_ATTEMPTS = "TooManyAttempts"  # every worker that took the run vanished
 
 
 def failure_data(error_type: str, message: str) -> JsonObject:
