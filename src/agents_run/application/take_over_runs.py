@@ -19,8 +19,9 @@ async def take_over_lapsed_runs(*, limit: int = 100) -> list[str]:
     """Take the running runs whose lease lapsed (up to ``limit``, the longest lapsed first) and
     execute them here as the next attempt; their ids.
 
-    Until runs resume by replay, the next attempt of a run that was running ends it
-    ``RunFailed`` (``WorkerLost``), or ``RunCancelled`` where that was asked for. Worker
+    The next attempt of a run that was running resumes it by replay (``RunResumed``), or ends
+    it ``RunFailed`` (``WorkerLost``) where its agent has ``resume=False``, or ``RunCancelled``
+    where that was asked for. Worker
     processes call this every fraction of a lease; calling it from several at once is safe:
     each lapsed lease is taken by one of them, and an old attempt can no longer append.
     """
