@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -103,3 +106,49 @@ async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
     monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
     assert await publish_pending_outbox_events_once(stop=stop) == 2
     assert await infra.store.count_pending_outbox() == 3
+
+
+class _Killed(BaseException):
+    """The publisher process dying: nothing it had not written yet reaches the store."""
+
+
+@leaves_work_on_purpose
+async def test_a_publisher_killed_mid_batch_again_and_again_still_makes_progress(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(40):  # 40 runs x 3 rows = 120 pending rows, one batch
+        await start_run("echo", {"text": "a"})
+        await run_worker_once()
+    assert await infra.store.count_pending_outbox() == 120
+    bus_publish, claim_outbox = infra.bus.publish, infra.store.claim_outbox
+    alive = {"publishes_left": 0}
+
+    async def publish(event: RunEvent) -> None:
+        if alive["publishes_left"] == 0:
+            raise _Killed
+        alive["publishes_left"] -= 1
+        await bus_publish(event)
+
+    @contextlib.asynccontextmanager
+    async def claim(**kwargs: Any) -> AsyncIterator[Any]:
+        async with claim_outbox(**kwargs) as held:
+            mark = held.mark_published
+
+            async def mark_unless_dead(rows: Any) -> None:
+                if alive["publishes_left"] > 0:  # a dead process writes nothing more
+                    await mark(rows)
+
+            monkeypatch.setattr(held, "mark_published", mark_unless_dead)
+            yield held
+
+    monkeypatch.setattr(infra.bus, "publish", publish)
+    monkeypatch.setattr(infra.store, "claim_outbox", claim)
+    restarts = 0
+    while await infra.store.count_pending_outbox() and restarts < 30:
+        restarts += 1
+        alive["publishes_left"] = 20  # killed after 20 publishes, every time
+        with contextlib.suppress(_Killed):
+            await publish_pending_outbox_events_once()
+    # At least 15 of every 20 published rows are marked before the kill: 8 restarts, not never.
+    assert await infra.store.count_pending_outbox() == 0
+    assert restarts <= 8
