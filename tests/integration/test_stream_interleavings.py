@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents_run import Infra, RunEvent, start_run, stream_run, use_infra
+from agents_run.adapters.memory import InMemoryEventBus
 
 pytestmark = pytest.mark.deterministic
 
@@ -110,6 +111,7 @@ async def _replay(schedule: Schedule) -> tuple[list[Stream], list[list[int]], in
             await append()
         async with asyncio.timeout(5):  # the bound: no stream starves once the run is over
             results = list(await asyncio.gather(*tasks))
+        assert isinstance(infra.bus, InMemoryEventBus)
         assert infra.bus.open_subscriptions() == []
         return started, results, schedule.steps + 2
 
