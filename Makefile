@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-services lint install clean
+.PHONY: demo test test-services lint install clean bench bench-quick
 
 # The stamp is rebuilt only when pyproject.toml changes, so installs happen when needed and only then.
 $(BIN)/.installed: pyproject.toml
@@ -39,6 +39,16 @@ test-services: install
 	set -x; AGENTS_RUN_BUS_URL='$(TEST_REDIS_URL)' AGENTS_RUN_QUEUE_URL='$(TEST_REDIS_URL)' \
 	AGENTS_RUN_STORE_URL='$(TEST_POSTGRES_URL)' \
 	$(BIN)/pytest --agents-run-services -n 2 --repeat-deterministic=3 tests/integration tests/e2e
+
+# Benchmarks (docs/benchmarks.md): never part of `make test`. QUICK=1 for a smoke run; the
+# servers as for test-services.
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	AGENTS_RUN_TEST_REDIS_URL='$(TEST_REDIS_URL)' AGENTS_RUN_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' \
+	$(BIN)/python -m benchmarks $(if $(QUICK),--quick) $(IDS)
+
+bench-quick:
+	$(MAKE) --no-print-directory bench QUICK=1
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .import_linter_cache

@@ -8,8 +8,10 @@ from agents_run.application.outbox_publisher import (
     drain_outbox_for_run,
     publish_pending_outbox_events_once,
 )
+from agents_run.application.run_context import RetryPolicy, RunContext
 from agents_run.application.run_until_idle import run_until_idle
 from agents_run.application.run_worker import run_worker_once
+from agents_run.application.running_worker import running_worker, wait_for_run
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import sweep_orphaned_runs
@@ -22,7 +24,9 @@ from agents_run.errors import (
     InfraConfigError,
     InfraUnavailable,
     InvalidArgument,
+    RunDidNotEnd,
     RunNotFound,
+    StepResultNotJson,
     StreamIdleTimeout,
     UnknownAgent,
 )
@@ -44,11 +48,15 @@ __all__ = [
     "InvalidArgument",
     "ManualClock",
     "QueuePort",
+    "RetryPolicy",
+    "RunContext",
+    "RunDidNotEnd",
     "RunEvent",
     "RunNotFound",
     "RunStatus",
     "RunStorePort",
     "SequentialIds",
+    "StepResultNotJson",
     "StreamIdleTimeout",
     "UnknownAgent",
     "cancel_run",
@@ -61,9 +69,11 @@ __all__ = [
     "restoring_agents",
     "run_until_idle",
     "run_worker_once",
+    "running_worker",
     "set_infra",
     "start_run",
     "stream_run",
     "sweep_orphaned_runs",
     "use_infra",
+    "wait_for_run",
 ]

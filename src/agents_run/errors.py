@@ -63,3 +63,11 @@ class StreamIdleTimeout(AgentsRunError, TimeoutError):
 
 class DrainDidNotSettle(AgentsRunError):
     """run_until_idle reached max_steps while work was still left."""
+
+
+class StepResultNotJson(AgentsRunError, TypeError):
+    """A ``ctx.step`` function returned a value that cannot be recorded as JSON."""
+
+
+class RunDidNotEnd(AgentsRunError, TimeoutError):
+    """wait_for_run's timeout passed before the run's terminal event."""

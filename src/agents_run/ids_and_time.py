@@ -7,6 +7,7 @@ and machines, and ``SystemClock``, the wall clock. For tests and ``Infra.in_memo
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -27,9 +28,14 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 class SequentialIds:
     """Run ids ``run-000001``, ``run-000002``, ... in creation order."""
+
+    guessable = True  # the HTTP layer refuses to serve such ids unless told it is a test
 
     def __init__(self, prefix: str = "run-") -> None:
         self._prefix = prefix
@@ -53,3 +59,8 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)
+
+    async def sleep(self, seconds: float) -> None:
+        """Time-skipping: move the clock and return after one loop turn (no timer)."""
+        self.advance(seconds)
+        await asyncio.sleep(0)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from agents_run.domain.events import Run, RunEvent, RunStatus
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject
 
 
@@ -37,6 +38,12 @@ class EventBusPort(Protocol):
     """Fan-out of published events to live subscribers. At-most-once: the store is the truth."""
 
     async def publish(self, event: RunEvent) -> None: ...
+
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        """Publish ``events`` in order, in as few round trips as the bus can (the outbox
+        publisher sends each claimed batch so). Where it raises, any first part of them may
+        have gone out: the outbox publishes the batch again, and streams skip what they had."""
+        ...
 
     async def subscribe(self, run_id: str) -> Subscription:
         """Subscribe to ``run_id``; every event published after this returns is delivered."""
@@ -92,6 +99,11 @@ class QueuePort(Protocol):
     async def recover_stalled(self) -> list[str]:
         """Queue again the jobs whose worker vanished mid-run; their run ids. Worker processes
         call this periodically; where no job can outlive its worker it finds nothing."""
+        ...
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        """Wait until a job may be waiting: True then (at once where one is), False after
+        ``timeout`` s. A worker's wake-up call instead of a busy loop; True may be spurious."""
         ...
 
     async def has_live_job(self, run_id: str) -> bool:
@@ -179,6 +191,24 @@ class RunStorePort(Protocol):
         """Flag the run for cancellation; True where this call set the flag on a live run."""
         ...
 
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        """True once the run's cancellation is requested (at once where it already is), False
+        after ``timeout`` s. A request made through any store sharing the data is seen within
+        ``timeout`` s at worst (pushed where the store can, read again at the end otherwise)."""
+        ...
+
+    async def record_step(self, record: StepRecord) -> None:
+        """Add ``record`` to its run's journal (never a stream event, no outbox row).
+
+        Raises ``RunNotFound``, ``InvalidTransition`` where the run has ended, and
+        ``StaleRunState`` where the journal already holds ``record.index``.
+        """
+        ...
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        """The run's journal in index order; raises ``RunNotFound``."""
+        ...
+
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         """Up to ``limit`` runs not yet ended (queued or running) whose ``updated_at`` is before
         ``updated_before``, oldest first (ties in run id order)."""
@@ -190,6 +220,12 @@ class RunStorePort(Protocol):
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
         """How many rows ``pending_outbox`` would return, without reading them."""
+        ...
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        """Delete up to ``limit`` outbox rows published at least ``published_for`` seconds ago
+        (by the store's own clock, which stamped them), oldest first; return how many. Pending
+        rows and events are never deleted: the retention job of the publisher calls it."""
         ...
 
     def claim_outbox(
@@ -224,6 +260,10 @@ class IdGenerator(Protocol):
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Let ``seconds`` pass on this clock (a manual clock moves at once)."""
+        ...
 
 
 __all__ = [

@@ -41,7 +41,7 @@ from pytest_agents_run.determinism import (
 from pytest_agents_run.deterministic_infra import with_test_ids_and_clock
 from pytest_agents_run.golden import golden_trace  # noqa: F401 - a fixture of the plugin
 from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
-from pytest_agents_run.loops import LoopBoundCleanup
+from pytest_agents_run.loops import LoopBoundCleanup, SpareLoop
 from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
 from pytest_agents_run.tracefiles import dump_trace, repeat_trace_file
 
@@ -62,6 +62,7 @@ class Settings:
 _settings_key = pytest.StashKey[Settings]()
 _trace_key = pytest.StashKey[list[TraceEntry]]()  # normalised, JSON
 _phase_reports_key = pytest.StashKey[list[pytest.TestReport]]()
+_spare_loop_key = pytest.StashKey[SpareLoop]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -160,6 +161,7 @@ def pytest_configure(config: pytest.Config) -> None:
             "(remove -p no:repeat)"
         )
     config.stash[_settings_key] = settings
+    config.stash[_spare_loop_key] = SpareLoop()
     guardrails.configure(config)
     traces = golden.GoldenTraces(config, lambda item: _test_of(item, settings.repeats))
     config.pluginmanager.register(traces, "agents-run-golden")
@@ -175,6 +177,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def _test_of(item: pytest.Item, repeats: int) -> str:
     """The test's node id without a repeat's own id: what its repeats have in common."""
     return nodeid_without_repeat(item.nodeid, *repeat_position(item, repeats))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    spare = config.stash.get(_spare_loop_key, None)
+    if spare is not None:
+        spare.close()
 
 
 def _services_config() -> InfraConfig:
@@ -298,6 +306,7 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
         lambda: _close(recorded),
         timeout=TEARDOWN_TIMEOUT,
         single_loop=item.config.stash[_settings_key].services is not None,
+        spare=item.config.stash[_spare_loop_key],
     )
     recorded = recording_infra(made, trace, closing.bind)
     set_infra(recorded)

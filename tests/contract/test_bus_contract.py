@@ -122,3 +122,16 @@ async def test_closing_the_bus_closes_its_subscriptions_and_is_idempotent(
     await bus.aclose()
     assert await subscription.next_event(0.05) is None
     await bus.aclose()
+
+
+async def test_a_batch_reaches_each_run_s_subscribers_in_order_as_single_publishes_do(
+    bus: EventBusPort,
+) -> None:
+    mine, other = run_id(), run_id()
+    subscription = await bus.subscribe(mine)
+    await bus.publish_batch([step(mine, 1), step(other, 1), step(mine, 2), step(mine, 3)])
+    await bus.publish_batch([])
+    received = [await subscription.next_event(WAIT) for _ in range(3)]
+    assert received == [step(mine, 1), step(mine, 2), step(mine, 3)]
+    assert await subscription.next_event(0.2) is None
+    await subscription.aclose()

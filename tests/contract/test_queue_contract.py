@@ -150,3 +150,21 @@ async def test_a_job_that_failed_every_attempt_is_no_longer_live(queue: QueuePor
 async def test_closing_twice_is_harmless(queue: QueuePort) -> None:
     await queue.aclose()
     await queue.aclose()
+
+
+async def test_wait_for_job_is_true_where_one_waits_and_false_after_timeout(
+    queue: QueuePort,
+) -> None:
+    assert await queue.wait_for_job(0.05) is False
+    await queue.enqueue(run_id())
+    assert await queue.wait_for_job(0) is True
+    job = await take_within_deadline(queue)
+    await queue.complete(job)
+
+
+async def test_a_waiting_worker_wakes_for_an_enqueue(queue: QueuePort) -> None:
+    waiting = asyncio.create_task(queue.wait_for_job(30))
+    await asyncio.sleep(0.05)
+    await queue.enqueue(run_id())
+    assert await asyncio.wait_for(waiting, 5) is True
+    await queue.complete(await take_within_deadline(queue))

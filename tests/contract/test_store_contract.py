@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from agents_run import RunNotFound, RunStatus
+from agents_run import InMemoryRunStore, RunNotFound, RunStatus
 from agents_run.domain.events import Run
 from agents_run.errors import InvalidArgument, InvalidTransition, StaleRunState
 from agents_run.ports import RunStorePort
@@ -402,3 +402,38 @@ async def test_what_one_handle_wrote_outlives_its_closing(
     await writer.aclose()  # idempotent
     assert [e.type for e in await reader.read_events(run.id)] == ["RunStarted"]
     assert (await reader.get_run(run.id)).status is RunStatus.RUNNING
+
+
+async def test_appends_through_one_handle_after_another_handle_appended_take_the_next_seq(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    # A handle may remember what it last wrote to a run; what another handle wrote since wins.
+    first, second = store_pair
+    run = await started_run(first)
+    await first.append_event(run.id, "RunStep", {"by": "first"}, at=AT)
+    await second.append_event(run.id, "RunStep", {"by": "second"}, at=AT)
+    third = await first.append_event(run.id, "RunStep", {"by": "first again"}, at=AT)
+    assert third.seq == 4
+    await second.append_event(run.id, "RunFinished", {}, at=AT)
+    with pytest.raises(InvalidTransition):
+        await first.append_event(run.id, "RunStep", {}, at=AT)
+    assert [e.seq for e in await second.read_events(run.id)] == [1, 2, 3, 4, 5]
+    assert len(await first.pending_outbox(run.id)) == 5
+
+
+async def test_the_retention_job_deletes_published_rows_only_and_keeps_the_events(
+    store: RunStorePort,
+) -> None:
+    run = await started_run(store)
+    for i in range(3):
+        await store.append_event(run.id, "RunStep", {"i": i}, at=AT)
+    async with store.claim_outbox(limit=2) as claim:
+        await claim.mark_published(claim.rows)
+    # Published just now: a day's retention keeps them (where the store keeps any).
+    assert await store.delete_published_outbox(published_for=86_400) == 0
+    deleted = await store.delete_published_outbox(published_for=0, limit=1)
+    deleted += await store.delete_published_outbox(published_for=0)
+    # The in-memory store drops rows as they are marked published: nothing left to delete.
+    assert deleted == (0 if isinstance(store, InMemoryRunStore) else 2)
+    assert [r.event.seq for r in await store.pending_outbox(run.id)] == [3, 4]
+    assert [e.seq for e in await store.read_events(run.id)] == [1, 2, 3, 4]

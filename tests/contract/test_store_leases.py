@@ -160,3 +160,24 @@ async def test_a_worker_whose_run_was_taken_over_elsewhere_cannot_append(
         "RunStarted",
         "RunFinished",
     ]
+
+
+async def test_a_worker_that_appended_before_its_run_was_taken_over_cannot_append_again(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    # The paused worker's handle has appended at its attempt (a store may remember the run's
+    # state from that append): the take-over through the other handle must still fence it.
+    paused_worker, other_worker = store_pair
+    run = new_run()
+    await paused_worker.create_run(run)
+    await paused_worker.acquire_lease(run.id, at=AT, until=AT + LEASE)
+    await paused_worker.append_event(run.id, "RunStarted", {}, at=AT, attempt=1)
+    await paused_worker.append_event(run.id, "RunStep", {"n": 1}, at=AT, attempt=1)
+    await other_worker.acquire_lease(run.id, at=AT + later(6), until=AT + later(11))
+    await other_worker.append_event(run.id, "RunStep", {"n": 2}, at=AT + later(6), attempt=2)
+    with pytest.raises(StaleAttempt):
+        await paused_worker.append_event(run.id, "RunStep", {"n": 3}, at=AT + later(7), attempt=1)
+    finished = await other_worker.append_event(run.id, "RunFinished", {}, at=AT, attempt=2)
+    assert finished.seq == 4
+    assert [e.data.get("n") for e in await paused_worker.read_events(run.id)] == [None, 1, 2, None]
+    assert [r.event.seq for r in await paused_worker.pending_outbox(run.id)] == [1, 2, 3, 4]

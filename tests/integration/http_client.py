@@ -1,5 +1,6 @@
 """A small real HTTP/1.1 client on asyncio streams, for the server tests: raw requests, whole
-responses, and server-sent events read frame by frame. Every read has a deadline."""
+responses, and server-sent events read frame by frame. Every read has a deadline; every
+request asks for ``Connection: close``, so an answer ends where the connection does."""
 
 from __future__ import annotations
 
@@ -50,7 +51,16 @@ def encode_request(
     body: bytes | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    """A request that asks the server to close the connection after its answer; any method but
+    ``GET`` says ``Content-Type: application/json`` unless ``headers`` name another."""
+    given = {name.lower(): value for name, value in (headers or {}).items()}
+    lines = [f"{method} {path} HTTP/1.1"]
+    if "host" not in given:
+        lines.append("Host: 127.0.0.1")
+    if "connection" not in given:
+        lines.append("Connection: close")
+    if method not in ("GET", "HEAD") and "content-type" not in given:
+        lines.append("Content-Type: application/json")
     if body is not None:
         lines.append(f"Content-Length: {len(body)}")
     lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
@@ -149,6 +159,28 @@ class EventStream:
         return await asyncio.wait_for(read_all(), timeout)
 
 
+def _dechunked(chunked: asyncio.StreamReader) -> asyncio.StreamReader:
+    """A reader of the body that ``chunked`` carries in chunked transfer coding, as it comes."""
+    body = asyncio.StreamReader()
+
+    async def dechunk() -> None:
+        try:
+            while size := int((await chunked.readuntil(b"\r\n")).strip(), 16):
+                body.feed_data(await chunked.readexactly(size))
+                await chunked.readexactly(2)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the connection ended: so does the body
+        body.feed_eof()
+
+    task = asyncio.ensure_future(dechunk())
+    _dechunking.add(task)
+    task.add_done_callback(_dechunking.discard)
+    return body
+
+
+_dechunking: set[asyncio.Future[None]] = set()
+
+
 @asynccontextmanager
 async def open_event_stream(
     port: int, path: str, headers: Mapping[str, str] | None = None
@@ -158,6 +190,8 @@ async def open_event_stream(
         writer.write(encode_request("GET", path, headers=headers))
         await writer.drain()
         status, response_headers = await read_head(reader)
+        if response_headers.get("transfer-encoding") == "chunked":
+            reader = _dechunked(reader)
         yield EventStream(status, response_headers, reader, writer)
     finally:
         writer.close()

@@ -8,10 +8,12 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from agents_run.server import ServerLimits, serve
+from agents_run import get_infra
+from agents_run.entrypoints.serve import serve
+from agents_run.http import HttpLimits, create_app
 from tests.integration.http_client import DEADLINE
 
-LIMITS = ServerLimits(
+LIMITS = HttpLimits(
     max_body_bytes=4096,
     request_timeout=DEADLINE,
     keepalive_interval=0.05,
@@ -36,8 +38,10 @@ async def serving_in_process(
 ) -> tuple[asyncio.Task[int], int, list[str]]:
     """``serve`` with its in-process worker, as a task; returns it, its port and what it said."""
     said: list[str] = []
+    app = create_app(get_infra(), limits=LIMITS, allow_guessable_ids=True)
     serving = asyncio.create_task(
         serve(
+            app,
             "127.0.0.1",
             0,
             in_process_worker=True,
@@ -46,6 +50,7 @@ async def serving_in_process(
             stop=stop,
             stop_signals=(),
             idle_poll=0.01,
+            limits=LIMITS,
         )
     )
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from agents_run import (
     run_worker_once,
     start_run,
 )
+from agents_run.application.outbox_publisher import delete_published_outbox_rows
 from tests.leaks import leaves_work_on_purpose
 
 pytestmark = pytest.mark.deterministic
@@ -25,13 +26,13 @@ pytestmark = pytest.mark.deterministic
 def published(infra: Infra, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
     """(run id, seq) of every event the bus accepted, in order, whichever bus it is."""
     accepted: list[tuple[str, int]] = []
-    bus_publish = infra.bus.publish
+    bus_publish_batch = infra.bus.publish_batch
 
-    async def publish(event: RunEvent) -> None:
-        await bus_publish(event)
-        accepted.append((event.run_id, event.seq))
+    async def publish_batch(events: Sequence[RunEvent]) -> None:
+        await bus_publish_batch(events)
+        accepted.extend((event.run_id, event.seq) for event in events)
 
-    monkeypatch.setattr(infra.bus, "publish", publish)
+    monkeypatch.setattr(infra.bus, "publish_batch", publish_batch)
     return accepted
 
 
@@ -66,26 +67,26 @@ async def test_draining_an_unknown_run_raises(infra: Infra) -> None:
         await drain_outbox_for_run("run-404")
 
 
-async def test_a_failed_publish_keeps_the_row_for_the_next_pass(
+async def test_a_failed_publish_keeps_the_batch_for_the_next_pass(
     infra: Infra, published: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = await start_run("echo", {"text": "a"})
     await run_worker_once()
     calls = 0
-    real_publish = infra.bus.publish
+    real_publish_batch = infra.bus.publish_batch
 
-    async def flaky_publish(event):  # type: ignore[no-untyped-def]
+    async def flaky_publish_batch(events: Sequence[RunEvent]) -> None:
         nonlocal calls
         calls += 1
-        if calls == 2:
+        if calls == 1:
             raise ConnectionError("bus went away")
-        await real_publish(event)
+        await real_publish_batch(events)
 
-    monkeypatch.setattr(infra.bus, "publish", flaky_publish)
+    monkeypatch.setattr(infra.bus, "publish_batch", flaky_publish_batch)
     with pytest.raises(ConnectionError):
         await publish_pending_outbox_events_once()
-    assert [r.event.seq for r in await infra.store.pending_outbox(run_id)] == [2, 3]
-    assert await publish_pending_outbox_events_once() == 2
+    assert [r.event.seq for r in await infra.store.pending_outbox(run_id)] == [1, 2, 3]
+    assert await publish_pending_outbox_events_once() == 3
     assert published == [(run_id, 1), (run_id, 2), (run_id, 3)]
 
 
@@ -96,13 +97,13 @@ async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
     await start_run("echo", {"text": "a b c"})
     await run_worker_once()  # 5 rows
     stop = asyncio.Event()
-    real_publish = infra.bus.publish
+    real_publish_batch = infra.bus.publish_batch
 
-    async def publish_then_get_sigterm(event: RunEvent) -> None:
-        await real_publish(event)
+    async def publish_then_get_sigterm(events: Sequence[RunEvent]) -> None:
+        await real_publish_batch(events)
         stop.set()
 
-    monkeypatch.setattr(infra.bus, "publish", publish_then_get_sigterm)
+    monkeypatch.setattr(infra.bus, "publish_batch", publish_then_get_sigterm)
     monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
     assert await publish_pending_outbox_events_once(stop=stop) == 2
     assert await infra.store.count_pending_outbox() == 3
@@ -120,14 +121,15 @@ async def test_a_publisher_killed_mid_batch_again_and_again_still_makes_progress
         await start_run("echo", {"text": "a"})
         await run_worker_once()
     assert await infra.store.count_pending_outbox() == 120
-    bus_publish, claim_outbox = infra.bus.publish, infra.store.claim_outbox
+    bus_publish_batch, claim_outbox = infra.bus.publish_batch, infra.store.claim_outbox
     alive = {"publishes_left": 0}
 
-    async def publish(event: RunEvent) -> None:
-        if alive["publishes_left"] == 0:
+    async def publish_batch(events: Sequence[RunEvent]) -> None:
+        reached = list(events)[: alive["publishes_left"]]  # killed mid-pipeline: a part went out
+        alive["publishes_left"] -= len(reached)
+        await bus_publish_batch(reached)
+        if len(reached) < len(events):
             raise _Killed
-        alive["publishes_left"] -= 1
-        await bus_publish(event)
 
     @contextlib.asynccontextmanager
     async def claim(**kwargs: Any) -> AsyncIterator[Any]:
@@ -141,7 +143,7 @@ async def test_a_publisher_killed_mid_batch_again_and_again_still_makes_progress
             monkeypatch.setattr(held, "mark_published", mark_unless_dead)
             yield held
 
-    monkeypatch.setattr(infra.bus, "publish", publish)
+    monkeypatch.setattr(infra.bus, "publish_batch", publish_batch)
     monkeypatch.setattr(infra.store, "claim_outbox", claim)
     restarts = 0
     while await infra.store.count_pending_outbox() and restarts < 30:
@@ -152,3 +154,20 @@ async def test_a_publisher_killed_mid_batch_again_and_again_still_makes_progress
     # At least 15 of every 20 published rows are marked before the kill: 8 restarts, not never.
     assert await infra.store.count_pending_outbox() == 0
     assert restarts <= 8
+
+
+async def test_the_retention_job_asks_the_store_for_rows_past_the_infra_s_retention(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[tuple[float, int]] = []
+
+    async def delete_published_outbox(*, published_for: float, limit: int = 1000) -> int:
+        asked.append((published_for, limit))
+        return limit if len(asked) < 3 else 1  # two full batches, then the last row
+
+    monkeypatch.setattr(infra.store, "delete_published_outbox", delete_published_outbox)
+    assert await delete_published_outbox_rows(batch=10) == 21
+    assert asked == [(infra.outbox_retention_seconds, 10)] * 3
+    asked.clear()
+    assert await delete_published_outbox_rows(batch=10, most=15) == 15  # bounded per call
+    assert asked == [(infra.outbox_retention_seconds, 10), (infra.outbox_retention_seconds, 5)]

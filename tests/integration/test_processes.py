@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
@@ -82,10 +82,16 @@ async def test_an_infrastructure_error_is_logged_and_retried(
 
     monkeypatch.setattr(infra.queue, "take_next", flaky_take)
     run_id = await start_run("echo", {"text": "a"})
-    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+    with caplog.at_level(logging.WARNING, logger="agents_run.worker"):
         jobs = await asyncio.wait_for(serve_worker(draining=draining, stop=stop, idle_poll=0.01), 5)
     assert jobs == 1
-    assert "job failed; retrying" in caplog.text
+    # One line, with the cause, at WARNING; the traceback only at DEBUG.
+    [line] = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage() == (
+        "worker loop 0: job failed; retrying in 0.0s (ConnectionError: redis restarting)"
+    )
+    assert line.exc_info is None
     assert (await infra.store.get_run(run_id)).status == "finished"
 
 
@@ -145,20 +151,20 @@ async def test_the_publisher_retries_after_an_error(
     stop = asyncio.Event()
     run_id = await start_run("echo", {"text": "a"})
     await run_worker_once()
-    real_publish = infra.bus.publish
+    real_publish_batch = infra.bus.publish_batch
     failures = 1
 
-    async def flaky_publish(event: RunEvent) -> None:
+    async def flaky_publish_batch(events: Sequence[RunEvent]) -> None:
         nonlocal failures
         if failures:
             failures -= 1
             raise ConnectionError("redis restarting")
-        await real_publish(event)
-        if event.is_terminal:
+        await real_publish_batch(events)
+        if any(event.is_terminal for event in events):
             stop.set()
 
-    monkeypatch.setattr(infra.bus, "publish", flaky_publish)
-    with caplog.at_level(logging.ERROR, logger="agents_run.worker"):
+    monkeypatch.setattr(infra.bus, "publish_batch", flaky_publish_batch)
+    with caplog.at_level(logging.WARNING, logger="agents_run.worker"):
         published = await asyncio.wait_for(serve_publisher(stop=stop, idle_wait=0.01), 5)
     assert published == 3
     assert "publishing failed; retrying" in caplog.text

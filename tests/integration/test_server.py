@@ -1,9 +1,11 @@
-"""The HTTP API of ``agents-run serve``: a real server on a free port, a real HTTP client, one
-request or stream at a time (tests/integration/test_server_live.py has what runs concurrently)."""
+"""The HTTP API (``create_app`` on uvicorn): a real server on a free port, a real HTTP client, one
+request or stream at a time (tests/integration/test_server_live.py has what runs concurrently,
+tests/integration/test_http_guards.py the hostile and cross-site requests)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 
@@ -17,7 +19,8 @@ from agents_run import (
     run_until_idle,
     start_run,
 )
-from agents_run.server import HttpApiServer, ServerLimits
+from agents_run.http import HttpLimits, create_app
+from agents_run.http.serving import RunningServer, running_server
 from pytest_agents_run.recording import open_subscription_run_ids
 from tests.integration.http_client import (
     DEADLINE,
@@ -29,7 +32,7 @@ from tests.integration.serving import LIMITS, eventually
 pytestmark = pytest.mark.deterministic
 
 
-async def started_run(server: HttpApiServer, text: str = "a b") -> str:
+async def started_run(server: RunningServer, text: str = "a b") -> str:
     response = await request(
         server.port, "POST", "/runs", json_body={"agent": "echo", "input": {"text": text}}
     )
@@ -38,7 +41,7 @@ async def started_run(server: HttpApiServer, text: str = "a b") -> str:
     return run_id
 
 
-async def finished_run(server: HttpApiServer, text: str = "a b") -> str:
+async def finished_run(server: RunningServer, text: str = "a b") -> str:
     run_id = await started_run(server, text)
     await run_until_idle()
     return run_id
@@ -48,13 +51,13 @@ async def finished_run(server: HttpApiServer, text: str = "a b") -> str:
 
 
 async def test_post_runs_persists_and_enqueues_a_run_and_answers_201(
-    server: HttpApiServer, infra: Infra
+    server: RunningServer, infra: Infra
 ) -> None:
     response = await request(
         server.port, "POST", "/runs", json_body={"agent": "echo", "input": {"text": "hi"}}
     )
     assert response.status == 201
-    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.headers["content-type"] == "application/json"
     assert response.headers["connection"] == "close"
     run_id = response.json()["run_id"]
     assert response.headers["location"] == f"/runs/{run_id}"
@@ -64,7 +67,7 @@ async def test_post_runs_persists_and_enqueues_a_run_and_answers_201(
 
 
 async def test_input_may_be_left_out_and_means_an_empty_object(
-    server: HttpApiServer, infra: Infra
+    server: RunningServer, infra: Infra
 ) -> None:
     response = await request(server.port, "POST", "/runs", json_body={"agent": "echo"})
     assert response.status == 201
@@ -72,11 +75,12 @@ async def test_input_may_be_left_out_and_means_an_empty_object(
 
 
 async def test_a_client_that_expects_100_continue_gets_it_before_sending_the_body(
-    server: HttpApiServer,
+    server: RunningServer,
 ) -> None:
     body = b'{"agent": "echo"}'
     head = (
         "POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+        "Content-Type: application/json\r\nConnection: close\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -109,7 +113,7 @@ async def test_a_client_that_expects_100_continue_gets_it_before_sending_the_bod
     ],
 )
 async def test_a_bad_start_request_is_refused_and_nothing_is_persisted(
-    server: HttpApiServer,
+    server: RunningServer,
     infra: Infra,
     *,
     body: bytes,
@@ -127,7 +131,7 @@ async def test_a_bad_start_request_is_refused_and_nothing_is_persisted(
 # GET /runs/{run_id}
 
 
-async def test_get_run_describes_it(server: HttpApiServer) -> None:
+async def test_get_run_describes_it(server: RunningServer) -> None:
     run_id = await finished_run(server, "a b c")
     response = await request(server.port, "GET", f"/runs/{run_id}")
     assert response.status == 200
@@ -143,7 +147,7 @@ async def test_get_run_describes_it(server: HttpApiServer) -> None:
 # POST /runs/{run_id}/cancel
 
 
-async def test_cancel_requests_once_then_answers_false(server: HttpApiServer) -> None:
+async def test_cancel_requests_once_then_answers_false(server: RunningServer) -> None:
     run_id = await started_run(server)
     first = await request(server.port, "POST", f"/runs/{run_id}/cancel")
     again = await request(server.port, "POST", f"/runs/{run_id}/cancel")
@@ -160,7 +164,7 @@ async def test_cancel_requests_once_then_answers_false(server: HttpApiServer) ->
 
 
 async def test_events_of_a_finished_run_stream_whole_then_the_stream_closes(
-    server: HttpApiServer, infra: Infra
+    server: RunningServer, infra: Infra
 ) -> None:
     run_id = await finished_run(server, "a b")
     async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
@@ -177,7 +181,7 @@ async def test_events_of_a_finished_run_stream_whole_then_the_stream_closes(
     assert open_subscription_run_ids(infra) == []
 
 
-async def test_from_seq_starts_the_stream_there(server: HttpApiServer) -> None:
+async def test_from_seq_starts_the_stream_there(server: RunningServer) -> None:
     run_id = await finished_run(server, "a b")
     async with open_event_stream(server.port, f"/runs/{run_id}/events?from_seq=3") as stream:
         events = await stream.events_to_the_end()
@@ -185,7 +189,7 @@ async def test_from_seq_starts_the_stream_there(server: HttpApiServer) -> None:
 
 
 async def test_last_event_id_resumes_after_it_and_wins_over_from_seq(
-    server: HttpApiServer,
+    server: RunningServer,
 ) -> None:
     run_id = await finished_run(server, "a b")
     async with open_event_stream(
@@ -197,7 +201,7 @@ async def test_last_event_id_resumes_after_it_and_wins_over_from_seq(
 
 @pytest.mark.parametrize("resume", ["?from_seq=5", "?from_seq=99", "#Last-Event-ID: 4"])
 async def test_past_the_end_of_a_finished_run_answers_204_so_event_source_stops(
-    server: HttpApiServer, resume: str
+    server: RunningServer, resume: str
 ) -> None:
     run_id = await finished_run(server, "a b")
     query, headers = resume, {}
@@ -219,7 +223,7 @@ async def test_past_the_end_of_a_finished_run_answers_204_so_event_source_stops(
     ],
 )
 async def test_a_bad_resume_point_answers_422(
-    server: HttpApiServer, infra: Infra, query: str, headers: dict[str, str], message: str
+    server: RunningServer, infra: Infra, query: str, headers: dict[str, str], message: str
 ) -> None:
     run_id = await finished_run(server)
     response = await request(server.port, "GET", f"/runs/{run_id}/events{query}", headers=headers)
@@ -230,7 +234,7 @@ async def test_a_bad_resume_point_answers_422(
 
 
 async def test_a_client_that_leaves_ends_its_stream_and_subscription(
-    server: HttpApiServer, infra: Infra
+    server: RunningServer, infra: Infra
 ) -> None:
     run_id = await started_run(server)
     async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
@@ -244,7 +248,7 @@ async def test_a_client_that_leaves_ends_its_stream_and_subscription(
 
 
 async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error(
-    server: HttpApiServer, infra: Infra, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = await finished_run(server)
 
@@ -254,8 +258,9 @@ async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error
     monkeypatch.setattr(infra.store, "read_events", store_down)
     # A stream retries the store for as long as it waits for an event: here, half a second.
     short_waits = dataclasses.replace(LIMITS, resubscribe_after=0.5)
+    app = create_app(infra, limits=short_waits, allow_guessable_ids=True)
     async with (
-        HttpApiServer("127.0.0.1", 0, short_waits) as impatient,
+        running_server(app, "127.0.0.1", 0, short_waits) as impatient,
         open_event_stream(impatient.port, f"/runs/{run_id}/events") as stream,
     ):
         assert stream.status == 200
@@ -276,7 +281,7 @@ async def test_an_infra_error_after_the_head_ends_the_stream_with_a_stream_error
     [("GET", "/runs/run-404"), ("GET", "/runs/run-404/events"), ("POST", "/runs/run-404/cancel")],
 )
 async def test_an_unknown_run_answers_404_run_not_found(
-    server: HttpApiServer, method: str, path: str
+    server: RunningServer, method: str, path: str
 ) -> None:
     response = await request(server.port, method, path)
     assert response.status == 404
@@ -284,93 +289,128 @@ async def test_an_unknown_run_answers_404_run_not_found(
     assert "run 'run-404' not found" in response.error[1]
 
 
-@pytest.mark.parametrize("path", ["/", "/run", "/runs/", "/runs/x/events/more", "/runs/x/stop"])
-async def test_an_unknown_path_answers_404_not_found(server: HttpApiServer, path: str) -> None:
+@pytest.mark.parametrize(
+    "path", ["/run", "/runs/", "/runs/x/events/more", "/runs/x/stop", "/runs/x/can%0Acel"]
+)
+async def test_an_unknown_path_answers_404_not_found(server: RunningServer, path: str) -> None:
     response = await request(server.port, "GET", path)
     assert (response.status, response.error[0]) == (404, "NotFound")
 
 
-async def test_a_percent_encoded_run_id_is_decoded(server: HttpApiServer) -> None:
-    response = await request(server.port, "GET", "/runs/run%2F404")
+async def test_a_percent_encoded_run_id_is_decoded(server: RunningServer) -> None:
+    response = await request(server.port, "GET", "/runs/run%2D404")
     assert response.status == 404
-    assert "run 'run/404' not found" in response.error[1]
+    assert "run 'run-404' not found" in response.error[1]
 
 
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
         ("GET", "/runs", "POST"),
-        ("DELETE", "/runs/run-1", "GET"),
-        ("POST", "/runs/run-1/events", "GET"),
+        ("DELETE", "/runs/run-1", "GET, HEAD"),
+        ("POST", "/runs/run-1/events", "GET, HEAD"),
         ("GET", "/runs/run-1/cancel", "POST"),
     ],
 )
 async def test_a_wrong_method_answers_405_with_allow(
-    server: HttpApiServer, method: str, path: str, allowed: str
+    server: RunningServer, method: str, path: str, allowed: str
 ) -> None:
     response = await request(server.port, method, path)
     assert response.status == 405
-    assert response.headers["allow"] == allowed
+    assert set(response.headers["allow"].split(", ")) == set(allowed.split(", "))  # any order
     assert response.error[0] == "MethodNotAllowed"
+
+
+JSON_POST = b"POST /runs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
 @pytest.mark.parametrize(
     ("raw", "status", "error_type"),
     [
         (b"GARBAGE\r\n\r\n", 400, "MalformedRequest"),
-        (b"GET runs HTTP/1.1\r\n\r\n", 400, "MalformedRequest"),
-        (b"GET /runs/x HTTP/1.1\r\nno colon here\r\n\r\n", 400, "MalformedRequest"),
-        (b"GET /runs/x HTTP/1.1\r\n folded: header\r\n\r\n", 400, "MalformedRequest"),
-        (b"GET /runs/x HTTP/2.0\r\n\r\n", 505, "VersionNotSupported"),
-        (b"POST /runs HTTP/1.1\r\nContent-Length: ten\r\n\r\n", 400, "MalformedRequest"),
         (
-            b"POST /runs HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+            b"GET /runs/x HTTP/1.1\r\nHost: 127.0.0.1\r\nno colon here\r\n\r\n",
             400,
             "MalformedRequest",
         ),
-        (b"POST /runs HTTP/1.1\r\nContent-Length: 4097\r\n\r\n", 413, "BodyTooLarge"),
         (
-            b"POST /runs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            501,
-            "TransferEncodingNotSupported",
+            b"GET /runs/x HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Name: x\r\n\r\n",
+            400,
+            "MalformedRequest",
         ),
-        (b"GET /runs/x HTTP/1.1\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n", 431, "HeadTooLarge"),
-        (b"POST /runs HTTP/1.1\r\nContent-Length: 10\r\n\r\n{}", 400, "MalformedRequest"),
+        (b"GET /runs/a\tb HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 400, "MalformedRequest"),
+        (JSON_POST + b"Content-Length: ten\r\n\r\n", 400, "MalformedRequest"),
+        (JSON_POST + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n", 400, "MalformedRequest"),
+        (JSON_POST + b"Content-Length: 4097\r\n\r\n", 413, "BodyTooLarge"),
+        (
+            JSON_POST + b"Transfer-Encoding: chunked\r\n\r\n1001\r\n" + b" " * 4097 + b"\r\n",
+            413,
+            "BodyTooLarge",
+        ),
+        (
+            b"GET /runs/x HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"x" * 20_000 + b"\r\n\r\n",
+            431,
+            "HeadTooLarge",
+        ),
     ],
 )
 async def test_a_malformed_request_answers_a_json_error(
-    server: HttpApiServer, raw: bytes, status: int, error_type: str
+    server: RunningServer, raw: bytes, status: int, error_type: str
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         writer.write(raw)
-        if raw.endswith(b"{}"):
-            writer.write_eof()  # the body ends before its Content-Length
         await writer.drain()
+        status_line = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+        body = await asyncio.wait_for(reader.readuntil(b"}}"), DEADLINE)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert status_line.split(b" ")[1] == str(status).encode(), status_line
+    assert body.startswith(b'{"error":{"type":"' + error_type.encode() + b'"'), body
+
+
+async def test_a_chunked_body_is_read_whole(server: RunningServer, infra: Infra) -> None:
+    body = b'{"agent": "echo", "input": {"text": "chunked"}}'
+    raw = JSON_POST + b"Connection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw += f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(raw)
         answer = await asyncio.wait_for(reader.read(), DEADLINE)
     finally:
         writer.close()
         await writer.wait_closed()
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.split(b" ")[1] == str(status).encode(), answer
-    assert body.startswith(b'{"error": {"type": "' + error_type.encode() + b'"'), answer
+    assert answer.startswith(b"HTTP/1.1 201 Created\r\n"), answer
+    assert (await infra.queue.counts()).waiting == 1
 
 
-async def test_a_request_that_is_not_sent_in_time_answers_408(infra: Infra) -> None:
-    async with HttpApiServer("127.0.0.1", 0, ServerLimits(request_timeout=0.05)) as slow_server:
+SLOW = HttpLimits(request_timeout=0.05)
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(b"GET /runs/x HTTP/1.1\r\n", id="head-never-ends"),
+        pytest.param(JSON_POST + b"Content-Length: 10\r\n\r\n{}", id="body-never-ends"),
+    ],
+)
+async def test_a_request_that_is_not_sent_in_time_answers_408(infra: Infra, sent: bytes) -> None:
+    app = create_app(infra, limits=SLOW, allow_guessable_ids=True)
+    async with running_server(app, "127.0.0.1", 0, SLOW) as slow_server:
         reader, writer = await asyncio.open_connection("127.0.0.1", slow_server.port)
         try:
-            writer.write(b"GET /runs/x HTTP/1.1\r\n")  # and nothing more
+            writer.write(sent)  # and nothing more
             answer = await asyncio.wait_for(reader.read(), DEADLINE)
         finally:
             writer.close()
             await writer.wait_closed()
-    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), answer
     assert b'"RequestTimeout"' in answer
 
 
 async def test_unavailable_infrastructure_answers_503(
-    server: HttpApiServer, infra: Infra, monkeypatch: pytest.MonkeyPatch
+    server: RunningServer, infra: Infra, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def store_down(run_id: str) -> None:
         raise InfraUnavailable("PostgreSQL at 127.0.0.1:5432 did not answer within 5s")
@@ -385,7 +425,7 @@ async def test_unavailable_infrastructure_answers_503(
 
 
 async def test_an_unexpected_error_answers_500_without_its_details(
-    server: HttpApiServer,
+    server: RunningServer,
     infra: Infra,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -394,7 +434,7 @@ async def test_an_unexpected_error_answers_500_without_its_details(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(infra.store, "get_run", broken)
-    with caplog.at_level(logging.ERROR, logger="agents_run.server"):
+    with caplog.at_level(logging.ERROR, logger="agents_run.http"):
         response = await request(server.port, "GET", "/runs/run-1")
     assert response.status == 500
     assert response.error[0] == "InternalServerError"
@@ -403,7 +443,7 @@ async def test_an_unexpected_error_answers_500_without_its_details(
 
 
 async def test_an_error_of_the_configuration_answers_500_and_goes_to_the_log(
-    server: HttpApiServer,
+    server: RunningServer,
     infra: Infra,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
@@ -412,14 +452,14 @@ async def test_an_error_of_the_configuration_answers_500_and_goes_to_the_log(
         raise InfraConfigError("PostgreSQL at app@db-7:5432 has no agents-run tables")
 
     monkeypatch.setattr(infra.store, "get_run", no_schema)
-    with caplog.at_level(logging.ERROR, logger="agents_run.server"):
+    with caplog.at_level(logging.ERROR, logger="agents_run.http"):
         response = await request(server.port, "GET", "/runs/run-1")
     assert response.status == 500
     assert response.error == ("InternalServerError", "the server failed to answer; see its log")
     assert "app@db-7" in caplog.text
 
 
-async def test_a_resume_point_too_long_to_be_a_seq_answers_422(server: HttpApiServer) -> None:
+async def test_a_resume_point_too_long_to_be_a_seq_answers_422(server: RunningServer) -> None:
     run_id = await start_run("echo", {"text": "a"})
     response = await request(server.port, "GET", f"/runs/{run_id}/events?from_seq={'9' * 4400}")
     assert response.status == 422
@@ -431,16 +471,14 @@ async def test_a_resume_point_too_long_to_be_a_seq_answers_422(server: HttpApiSe
 async def test_closing_the_server_ends_open_streams_and_refuses_new_connections(
     infra: Infra,
 ) -> None:
-    running = HttpApiServer("127.0.0.1", 0, LIMITS)
-    await running.start()
+    app = create_app(infra, limits=LIMITS, allow_guessable_ids=True)
     run_id = await start_run("echo", {"text": "never run"})
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        running = await stack.enter_async_context(running_server(app, "127.0.0.1", 0, LIMITS))
         async with open_event_stream(running.port, f"/runs/{run_id}/events") as stream:
             await stream.next_frame()  # open and subscribed
-            await asyncio.wait_for(running.aclose(), DEADLINE)
+            await asyncio.wait_for(stack.aclose(), DEADLINE)
             assert await stream.events_to_the_end() == []
-    finally:
-        await running.aclose()
     assert open_subscription_run_ids(infra) == []
     with pytest.raises(ConnectionRefusedError):
         await request(running.port, "GET", f"/runs/{run_id}")
@@ -448,21 +486,21 @@ async def test_closing_the_server_ends_open_streams_and_refuses_new_connections(
 
 
 async def test_closing_the_server_drops_a_connection_that_sent_no_request(infra: Infra) -> None:
-    patient = ServerLimits(request_timeout=600, shutdown_timeout=600)
-    running = HttpApiServer("127.0.0.1", 0, patient)
-    await running.start()
-    reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
-    try:
-        writer.write(b"GET /runs/x HTT")  # a request line, begun and never finished
-        await writer.drain()
+    patient = HttpLimits(request_timeout=600, shutdown_timeout=600)
+    app = create_app(infra, limits=patient, allow_guessable_ids=True)
+    async with contextlib.AsyncExitStack() as stack:
+        running = await stack.enter_async_context(running_server(app, "127.0.0.1", 0, patient))
+        reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        try:
+            writer.write(b"GET /runs/x HTT")  # a request line, begun and never finished
+            await writer.drain()
 
-        async def accepted() -> bool:
-            return running.open_connections == 1
+            async def accepted() -> bool:
+                return running.open_connections == 1
 
-        await eventually(accepted, "the server accepted the connection")
-        await asyncio.wait_for(running.aclose(), DEADLINE)  # not the 600s of either limit
-        assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
-    finally:
-        await running.aclose()
-        writer.close()
-        await writer.wait_closed()
+            await eventually(accepted, "the server accepted the connection")
+            await asyncio.wait_for(stack.aclose(), DEADLINE)  # not the 600s of either limit
+            assert await asyncio.wait_for(reader.read(), DEADLINE) == b""
+        finally:
+            writer.close()
+            await writer.wait_closed()

@@ -29,7 +29,8 @@ from agents_run import (
 )
 from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
 from agents_run.domain.json_data import JsonObject
-from agents_run.server import HttpApiServer, ServerLimits
+from agents_run.http import HttpLimits, create_app
+from agents_run.http.serving import RunningServer, running_server
 from tests.integration.http_client import (
     DEADLINE,
     open_event_stream,
@@ -39,7 +40,7 @@ from tests.integration.serving import eventually, serving_in_process
 
 
 async def test_backfill_then_live_tail_then_resume_with_last_event_id(
-    server: HttpApiServer, infra: Infra
+    server: RunningServer, infra: Infra
 ) -> None:
     halfway, resume = asyncio.Event(), asyncio.Event()
 
@@ -86,11 +87,12 @@ async def publish_until_idle(worker: asyncio.Task[bool]) -> None:
 async def test_a_quiet_stream_gets_keepalives_and_outlives_stream_run_idle_timeout(
     infra: Infra, caplog: pytest.LogCaptureFixture
 ) -> None:
-    limits = ServerLimits(keepalive_interval=0.02, poll_interval=0.01, resubscribe_after=0.05)
-    async with HttpApiServer("127.0.0.1", 0, limits) as quiet_server:
+    limits = HttpLimits(keepalive_interval=0.02, poll_interval=0.01, resubscribe_after=0.05)
+    app = create_app(infra, limits=limits, allow_guessable_ids=True)
+    async with running_server(app, "127.0.0.1", 0, limits) as quiet_server:
         run_id = await start_run("echo", {"text": "late"})
         resubscribed = "subscribing afresh"
-        with caplog.at_level(logging.DEBUG, logger="agents_run.server"):
+        with caplog.at_level(logging.DEBUG, logger="agents_run.http"):
             async with open_event_stream(quiet_server.port, f"/runs/{run_id}/events") as stream:
                 first = await stream.next_frame()
                 assert first is not None
@@ -116,7 +118,8 @@ async def test_serve_with_an_in_process_worker_runs_what_it_is_given(infra: Infr
     stop.set()
     assert await asyncio.wait_for(serving, DEADLINE) == 0
     assert said == [
-        f"agents-run serve: listening on http://127.0.0.1:{port} (with in-process worker)",
+        f"agents-run serve: listening on http://127.0.0.1:{port} "
+        "(with in-process worker, concurrency 1)",
         "agents-run serve: shutting down",
     ]
     assert (await infra.queue.counts()).total == 0
@@ -185,7 +188,8 @@ async def test_the_serve_command_serves_then_stops_cleanly_on_a_signal(
         assert process.stdout is not None
         first_line = await asyncio.wait_for(process.stdout.readline(), DEADLINE * 2)
         found = re.search(
-            rb"listening on http://127\.0\.0\.1:(\d+) \(with in-process worker\)", first_line
+            rb"listening on http://127\.0\.0\.1:(\d+) \(with in-process worker, concurrency 4\)",
+            first_line,
         )
         assert found, first_line
         port = int(found[1])
@@ -204,3 +208,27 @@ async def test_the_serve_command_serves_then_stops_cleanly_on_a_signal(
     assert process.returncode == 0, stderr
     assert stdout == b"agents-run serve: shutting down\n"
     assert b"POST /runs -> 201" in stderr
+
+
+@pytest.mark.agents_run_memory_only(
+    reason="the write deadline is the HTTP layer's; 20 MB of events take minutes on PostgreSQL"
+)
+async def test_a_client_that_stops_reading_is_disconnected_after_the_write_timeout(
+    infra: Infra,
+) -> None:
+    limits = HttpLimits(write_timeout=0.2, keepalive_interval=0.05)
+    run_id = await start_run("echo", {"text": ("x" * 10_000 + " ") * 2_000})  # 20 MB of events
+    await run_until_idle()
+    app = create_app(infra, limits=limits, allow_guessable_ids=True)
+    async with running_server(app, "127.0.0.1", 0, limits) as running:
+        _, writer = await asyncio.open_connection("127.0.0.1", running.port)
+        try:
+            writer.write(f"GET /runs/{run_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            await writer.drain()  # and never read what comes back
+
+            async def disconnected() -> bool:
+                return running.open_connections == 0
+
+            await eventually(disconnected, "the server dropped the client that stopped reading")
+        finally:
+            writer.close()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from pytest_agents_run.loops import LoopBoundCleanup
+from pytest_agents_run.loops import LoopBoundCleanup, SpareLoop
 
 
 class Cleanup:
@@ -115,3 +115,31 @@ def test_single_loop_infra_used_again_after_its_loop_ended_says_so() -> None:
         asyncio.run(use())
     assert len(cleanup.loops) == 1
     assert closing.result() == "closed"
+
+
+def test_without_a_loop_the_cleanup_can_run_on_a_spare_loop_kept_for_the_next() -> None:
+    spare = SpareLoop()
+    first, second = Cleanup(), Cleanup()
+    try:
+        assert LoopBoundCleanup(first, timeout=5, spare=spare).result() == "closed"
+        assert LoopBoundCleanup(second, timeout=5, spare=spare).result() == "closed"
+        assert first.loops == second.loops
+        assert not first.loops[0].is_closed()
+    finally:
+        spare.close()
+    assert first.loops[0].is_closed()
+
+
+def test_a_spare_loop_cancels_the_tasks_a_cleanup_left_behind() -> None:
+    spare = SpareLoop()
+    left: list[asyncio.Task[None]] = []
+
+    async def cleanup() -> str:
+        left.append(asyncio.get_running_loop().create_task(asyncio.sleep(60)))
+        return "closed"
+
+    try:
+        assert LoopBoundCleanup(cleanup, timeout=5, spare=spare).result() == "closed"
+        assert left[0].cancelled()
+    finally:
+        spare.close()

@@ -98,6 +98,19 @@ def test_a_malformed_lease_is_refused(seconds: str) -> None:
         read_config({"AGENTS_RUN_LEASE_SECONDS": seconds})
 
 
+@pytest.mark.parametrize("seconds", ["never", "0", "-5", "31536001"])
+def test_a_malformed_outbox_retention_is_refused(seconds: str) -> None:
+    with pytest.raises(InfraConfigError, match=r"AGENTS_RUN_OUTBOX_RETENTION_SECONDS=.* \(0, "):
+        read_config({"AGENTS_RUN_OUTBOX_RETENTION_SECONDS": seconds})
+
+
+def test_the_outbox_retention_defaults_to_a_day_and_reaches_the_infra() -> None:
+    name = "AGENTS_RUN_OUTBOX_RETENTION_SECONDS"
+    assert read_config({}).outbox_retention_seconds == 86_400
+    assert load_infra_from_config({name: "600"}).outbox_retention_seconds == 600
+    assert config_env(read_config({name: "600"}))[name] == "600.0"
+
+
 def test_the_lease_is_read_in_seconds_and_reaches_the_infra() -> None:
     assert read_config({}).lease_seconds == 4.0
     infra = load_infra_from_config({"AGENTS_RUN_LEASE_SECONDS": "2.5"})

@@ -1,15 +1,23 @@
 from __future__ import annotations
 
+import enum
 import json
 import math
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from agents_run import EventType, FailureType, InvalidArgument, RunEvent, RunStatus
 from agents_run.domain.events import NextRunEvent, next_run_event, status_after
 from agents_run.domain.failures import failure_data, failure_of
-from agents_run.domain.json_data import ensure_json_object
+from agents_run.domain.json_data import ensure_json_object, json_object_copy
 from agents_run.errors import InvalidTransition, StaleRunState
+
+
+class Color(enum.StrEnum):
+    RED = "red"
 
 
 def test_run_event_round_trips_through_json() -> None:
@@ -42,11 +50,29 @@ def test_run_event_rejects_an_unknown_type() -> None:
         ({"text": "\ud800"}, "is not valid Unicode text"),
     ],
 )
+@pytest.mark.parametrize("check", [ensure_json_object, json_object_copy])
 def test_non_json_data_is_rejected_with_the_path_to_the_bad_value(
-    value: object, message: str
+    value: object, message: str, check: Callable[[object, str], object]
 ) -> None:
     with pytest.raises(InvalidArgument, match=message):
-        ensure_json_object(value, "input")
+        check(value, "input")
+
+
+def test_a_json_copy_shares_nothing_mutable_with_the_original() -> None:
+    value: dict[str, Any] = {"s": "é", "i": 1, "f": 1.5, "b": True, "n": None, "l": [{"k": ["x"]}]}
+    copied = json_object_copy(value, "input")
+    assert copied == value
+    value["l"][0]["k"].append("changed later")
+    value["s"] = "changed later"
+    assert copied == {"s": "é", "i": 1, "f": 1.5, "b": True, "n": None, "l": [{"k": ["x"]}]}
+
+
+def test_a_json_copy_keeps_subclasses_of_the_json_types_as_they_are() -> None:
+    value = {"ordered": OrderedDict(a=1), "flag": Color.RED}
+    copied = json_object_copy(value, "input")
+    assert copied == value
+    assert type(copied["ordered"]) is OrderedDict
+    assert copied["ordered"] is not value["ordered"]
 
 
 def test_json_data_is_accepted_unchanged() -> None:
@@ -108,7 +134,7 @@ def test_failure_data_is_plain_json_with_the_error_type_and_message() -> None:
     data = failure_data(FailureType.WORKER_LOST, "gone")
     assert data == {"error_type": "WorkerLost", "message": "gone"}
     assert type(data["error_type"]) is str
-    assert failure_of(KeyError("x")) == {"error_type": "KeyError", "message": "'x'"}
+    assert failure_of(KeyError("x")) == {"error_type": "KeyError", "message": "'x'", "where": []}
 
 
 def test_the_next_event_of_a_run_takes_the_next_seq_and_moves_the_status() -> None:

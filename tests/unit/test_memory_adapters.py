@@ -5,7 +5,24 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from agents_run import InMemoryEventBus, InMemoryQueue, ManualClock, RunEvent, SequentialIds
+import pytest
+
+from agents_run import (
+    Infra,
+    InMemoryEventBus,
+    InMemoryQueue,
+    InMemoryRunStore,
+    InvalidArgument,
+    ManualClock,
+    RunEvent,
+    RunNotFound,
+    SequentialIds,
+    publish_pending_outbox_events_once,
+    run_until_idle,
+    run_worker_once,
+    start_run,
+    use_infra,
+)
 from agents_run.ports import MAX_JOB_ATTEMPTS
 
 
@@ -80,3 +97,26 @@ async def test_recover_stalled_takes_back_only_jobs_whose_taking_task_ended() ->
     release.set()
     await holder
     assert await queue.recover_stalled() == ["run-held"]
+
+
+async def test_a_store_with_a_retention_bound_forgets_the_oldest_ended_runs_once_published() -> (
+    None
+):
+    store = InMemoryRunStore(max_finished_runs=2)
+    infra = Infra(bus=InMemoryEventBus(), queue=InMemoryQueue(), store=store)
+    with use_infra(infra):
+        first, second, third = [await start_run("echo", {"text": "a"}) for _ in range(3)]
+        await run_until_idle()
+        assert store.run_ids() == [second, third]
+        fourth = await start_run("echo", {"text": "b"})
+        assert await run_worker_once()  # ended, its events not yet published
+        assert store.run_ids() == [second, third, fourth]
+        await publish_pending_outbox_events_once()
+        assert store.run_ids() == [third, fourth]
+        with pytest.raises(RunNotFound):
+            await store.get_run(first)
+
+
+def test_a_retention_bound_must_be_a_count() -> None:
+    with pytest.raises(InvalidArgument, match="max_finished_runs must be an int >= 0"):
+        InMemoryRunStore(max_finished_runs=-1)

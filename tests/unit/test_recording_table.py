@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import pytest
 
 import agents_run.ports
+from agents_run import Infra, RunEvent
 from agents_run.ports import QueuePort
 from pytest_agents_run.recording import (
     NOT_WRAPPED,
@@ -21,7 +22,9 @@ from pytest_agents_run.recording import (
     RecordingPort,
     Trace,
     UnlistedPortMethod,
+    _argument_binder,
     port_methods,
+    recording_infra,
     table_gaps,
 )
 
@@ -134,3 +137,52 @@ async def test_every_read_notes_the_loop_first_and_records_nothing(port: type) -
                 pass
         assert calls == ["bind", name]
     assert trace.entries == []
+
+
+class _Signatures:
+    async def positional(self, run_id: str, limit: int = 5) -> None: ...
+
+    async def keyword_only(self, run_id: str, *, at: int, status: str | None = None) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("method", "args", "kwargs"),
+    [
+        ("positional", ("r",), {}),
+        ("positional", ("r", 3), {}),
+        ("positional", (), {"run_id": "r", "limit": 2}),
+        ("keyword_only", ("r",), {"at": 1}),
+        ("keyword_only", (), {"run_id": "r", "at": 1, "status": "s"}),
+    ],
+)
+def test_effect_arguments_are_bound_by_name_with_defaults_as_signature_bind_does(
+    method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    signature = inspect.signature(getattr(_Signatures, method))
+    bound = signature.bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    expected = {name: value for name, value in bound.arguments.items() if name != "self"}
+    assert _argument_binder(signature)(args, kwargs) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [((), {}), (("r", 1, 2), {}), (("r",), {"run_id": "again"}), (("r",), {"nope": 1})],
+)
+def test_a_wrong_call_to_an_effect_raises_the_usual_type_error(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    with pytest.raises(TypeError):
+        _argument_binder(inspect.signature(_Signatures.positional))(args, kwargs)
+
+
+async def test_a_published_batch_is_recorded_as_one_publish_per_event() -> None:
+    events = [RunEvent("run-1", seq, "RunStep", {"n": seq}) for seq in (1, 2)]
+    trace = Trace()
+    recorded = recording_infra(Infra.in_memory(), trace)
+    await recorded.bus.publish_batch(events)
+    await recorded.bus.publish(RunEvent("run-1", 3, "RunFinished"))
+    assert trace.entries == [
+        {"op": "publish", "run_id": "run-1", "seq": seq, "type": type_}
+        for seq, type_ in ((1, "RunStep"), (2, "RunStep"), (3, "RunFinished"))
+    ]

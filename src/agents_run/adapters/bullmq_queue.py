@@ -11,6 +11,7 @@ it back to wait, and the next take hands it out with ``attempt`` + 1.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -28,6 +29,7 @@ from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts
 log = logging.getLogger("agents_run.bullmq_queue")
 
 JOB_NAME = "run"
+JOB_POLL_SECONDS = 0.05
 DEFAULT_RETRY_DELAY_MS = 1000
 DEFAULT_LOCK_DURATION_MS = 30_000
 DEFAULT_STALLED_INTERVAL_MS = 30_000
@@ -194,6 +196,20 @@ class BullMQQueue:
         if stalled:
             log.warning("jobs of runs %s lost their worker; they are queued again", stalled)
         return stalled
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        """Polls the count of waiting jobs every ``JOB_POLL_SECONDS``. A failed job waiting for
+        its retry is not announced: the next take after its delay moves it to wait."""
+        deadline = time.monotonic() + timeout
+        while True:
+            async with reporting_unavailable(self.url, "counting waiting jobs"):
+                waiting = int((await self._queue.getJobCounts("waiting"))["waiting"])
+            remaining = deadline - time.monotonic()
+            if waiting:
+                return True
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(JOB_POLL_SECONDS, remaining))
 
     async def has_live_job(self, run_id: str) -> bool:
         async with reporting_unavailable(self.url, f"reading the job state of run {run_id}"):

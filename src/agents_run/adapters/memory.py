@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
+from agents_run.domain.json_data import JsonObject, json_object_copy
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
 
@@ -61,6 +62,10 @@ class InMemoryEventBus:
         for subscription in self._subscriptions.get(event.run_id, []):
             subscription.deliver(event)
 
+    async def publish_batch(self, events: Sequence[RunEvent]) -> None:
+        for event in events:
+            await self.publish(event)
+
     async def subscribe(self, run_id: str) -> InMemorySubscription:
         subscription = InMemorySubscription(self, run_id)
         self._subscriptions.setdefault(run_id, []).append(subscription)
@@ -98,12 +103,23 @@ class InMemoryQueue:
         self._handed_on: set[tuple[str, int]] = set()
         self.completed: list[Job] = []
         self.failed: list[tuple[Job, str]] = []
+        self._job_waiting = asyncio.Event()
 
     async def enqueue(self, run_id: str) -> None:
         if run_id in self._known:
             return
         self._known.add(run_id)
         self._waiting.append(Job(run_id=run_id))
+        self._job_waiting.set()
+
+    async def wait_for_job(self, timeout: float) -> bool:
+        if not self._waiting:
+            self._job_waiting.clear()
+            try:
+                await asyncio.wait_for(self._job_waiting.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
 
     async def take_next(self) -> Job | None:
         if not self._waiting:
@@ -124,6 +140,7 @@ class InMemoryQueue:
         self.failed.append((failed, error))
         if failed.attempt < MAX_JOB_ATTEMPTS:
             self._waiting.append(replace(failed, attempt=failed.attempt + 1))  # no delay: no timers
+            self._job_waiting.set()
 
     def _was_handed_on(self, job: Job) -> bool:
         if (job.run_id, job.attempt) in self._handed_on:
@@ -150,6 +167,8 @@ class InMemoryQueue:
             self._handed_on.add((run_id, job.attempt))
             stalled.append(replace(job, attempt=job.attempt + 1))
         self._waiting.extendleft(reversed(stalled))
+        if stalled:
+            self._job_waiting.set()
         return stalled
 
     async def counts(self) -> QueueCounts:
@@ -169,10 +188,21 @@ class InMemoryQueue:
         return None
 
 
+def _changed(run: Run, **changes: object) -> Run:
+    """``dataclasses.replace`` without its per-call look at the fields, for the append hot path:
+    ``Run`` is a frozen dataclass whose ``__init__`` checks nothing, so a copy of its fields with
+    some changed is the same value ``replace`` makes."""
+    changed = object.__new__(Run)
+    changed.__dict__.update(run.__dict__, **changes)
+    return changed
+
+
 @dataclass
 class _StoredRun:
     run: Run
     events: list[RunEvent] = field(default_factory=list)
+    steps: dict[int, StepRecord] = field(default_factory=dict)
+    cancel_requested: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -183,12 +213,28 @@ class InMemoryOutboxClaim:
     async def mark_published(self, rows: Sequence[OutboxRow]) -> None:
         for row in rows:
             self.store._outbox.pop(row.id, None)
+        if self.store._max_finished_runs is not None:
+            self.store._forget_finished_runs()
 
 
 class InMemoryRunStore:
-    """Runs, events and outbox in dicts; every method is atomic because none of them awaits."""
+    """Runs, events and outbox in dicts; every method is atomic because none of them awaits.
 
-    def __init__(self) -> None:
+    ``max_finished_runs``: keep at most that many ended runs (for a long-running server), the
+    oldest ended forgotten first once its outbox rows are published; None keeps every run.
+    """
+
+    def __init__(self, *, max_finished_runs: int | None = None) -> None:
+        if max_finished_runs is not None and (
+            isinstance(max_finished_runs, bool)
+            or not isinstance(max_finished_runs, int)
+            or max_finished_runs < 0
+        ):
+            raise InvalidArgument(
+                f"max_finished_runs must be an int >= 0 or None, got {max_finished_runs!r}"
+            )
+        self._max_finished_runs = max_finished_runs
+        self._finished: dict[str, None] = {}  # ended runs, in the order they ended
         self._runs: dict[str, _StoredRun] = {}
         self._outbox: dict[int, OutboxRow] = {}
         self._claimed: set[int] = set()
@@ -201,9 +247,8 @@ class InMemoryRunStore:
         if run.id in self._runs:
             raise InvalidArgument(f"run {run.id!r} already exists")
         # Copies, as a real store would keep: a caller mutating its dict later changes nothing.
-        self._runs[run.id] = _StoredRun(
-            replace(run, input=copy.deepcopy(ensure_json_object(run.input, "run input")))
-        )
+        stored_input = json_object_copy(run.input, "run input")
+        self._runs[run.id] = _StoredRun(replace(run, input=stored_input))
 
     async def get_run(self, run_id: str) -> Run:
         return self._stored(run_id).run
@@ -232,11 +277,24 @@ class InMemoryRunStore:
         )
         event = appended.event
         stored.events.append(event)
-        stored.run = replace(run, status=appended.status, last_seq=event.seq, updated_at=at)
+        stored.run = _changed(run, status=appended.status, last_seq=event.seq, updated_at=at)
         row_id = next(self._outbox_ids)
         self._outbox[row_id] = OutboxRow(id=row_id, event=event)
         self._outbox_appended.set()
+        if event.is_terminal and self._max_finished_runs is not None:
+            self._finished[run_id] = None
         return event
+
+    def _forget_finished_runs(self) -> None:
+        """Down to ``max_finished_runs``, oldest first, stopping at one with unpublished rows
+        (its live subscribers may still need it from the store)."""
+        assert self._max_finished_runs is not None
+        while len(self._finished) > self._max_finished_runs:
+            oldest = next(iter(self._finished))
+            if any(row.event.run_id == oldest for row in self._outbox.values()):
+                return
+            del self._finished[oldest]
+            del self._runs[oldest]
 
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None
@@ -250,6 +308,7 @@ class InMemoryRunStore:
         if run.cancel_requested or run.status.is_terminal:
             return False
         stored.run = replace(run, cancel_requested=True, updated_at=at)
+        stored.cancel_requested.set()
         return True
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
@@ -277,6 +336,23 @@ class InMemoryRunStore:
         ]
         return sorted(lapsed, key=lambda run: (run.lease_until or at, run.id))[:limit]
 
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        stored = self._stored(run_id)
+        if not stored.run.cancel_requested:
+            try:
+                await asyncio.wait_for(stored.cancel_requested.wait(), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def record_step(self, record: StepRecord) -> None:
+        stored = self._stored(record.run_id)
+        check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
+        stored.steps[record.index] = replace(record, result=copy.deepcopy(record.result))
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        return [step for _, step in sorted(self._stored(run_id).steps.items())]
+
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         stale = [
             stored.run
@@ -291,15 +367,21 @@ class InMemoryRunStore:
         ]
 
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
-        return len(await self.pending_outbox(run_id))
+        return len(self._outbox) if run_id is None else len(await self.pending_outbox(run_id))
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        return 0  # rows leave this outbox as soon as they are marked published
 
     @asynccontextmanager
     async def claim_outbox(
         self, *, run_id: str | None = None, limit: int = 500
     ) -> AsyncIterator[InMemoryOutboxClaim]:
-        rows = [row for row in await self.pending_outbox(run_id) if row.id not in self._claimed][
-            :limit
-        ]
+        candidates = (
+            row
+            for row in self._outbox.values()
+            if row.id not in self._claimed and (run_id is None or row.event.run_id == run_id)
+        )
+        rows = list(itertools.islice(candidates, limit))
         ids = {row.id for row in rows}
         self._claimed |= ids
         try:

@@ -2,9 +2,47 @@
 
 from __future__ import annotations
 
-from psycopg import sql
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
-from agents_run.adapters.sql_rows import LIVE_STATUSES, RUN_COLUMNS
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from agents_run.adapters.sql_rows import LIVE_STATUSES, RUN_COLUMNS, STEP_COLUMNS
+from agents_run.domain.events import NextRunEvent, RunStatus
+
+# Runs whose state one store handle remembers for one-round-trip appends (a worker's few).
+KNOWN_RUNS_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class KnownRun:
+    """A run's state as a store handle last wrote or read it: what an append's rule depends on,
+    and what ``append_event`` checks is still stored."""
+
+    status: RunStatus
+    last_seq: int
+    attempt: int
+
+
+def append_parameters(
+    known: KnownRun, appended: NextRunEvent, at: datetime, channel: str
+) -> dict[str, Any]:
+    """The parameters of ``Statements.append_event``."""
+    event = appended.event
+    return {
+        "run_id": event.run_id,
+        "seq": event.seq,
+        "type": event.type,
+        "data": Jsonb(event.data),
+        "status": appended.status.value,
+        "at": at,
+        "channel": channel,
+        "was_status": known.status.value,
+        "was_seq": known.last_seq,
+        "was_attempt": known.attempt,
+    }
 
 
 class Statements:
@@ -38,6 +76,16 @@ class Statements:
                 " type text NOT NULL,"
                 " data jsonb NOT NULL,"
                 " PRIMARY KEY (run_id, seq))"
+            ),
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.steps ("
+                " run_id text NOT NULL REFERENCES {s}.runs (id) ON DELETE CASCADE,"
+                " idx integer NOT NULL,"
+                " attempt integer NOT NULL,"
+                " kind text NOT NULL,"
+                " name text NOT NULL,"
+                " result jsonb NOT NULL,"
+                " PRIMARY KEY (run_id, idx))"
             ),
             q(
                 "CREATE TABLE IF NOT EXISTS {s}.outbox ("
@@ -93,25 +141,42 @@ class Statements:
             f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE status = 'running'"
             ' AND lease_until <= %s ORDER BY lease_until, id COLLATE "C" LIMIT %s'
         )
-        # One round trip: data-modifying CTEs always run, and NOTIFY is delivered on commit.
+        # One round trip: the run changes only where it is still in the state the append's rule
+        # was checked against (the UPDATE takes its row lock and re-checks that after any wait);
+        # the event, its outbox row and the NOTIFY follow only where it did. No row: nothing
+        # written. Data-modifying CTEs always run, and NOTIFY is delivered on commit.
         self.append_event = q(
-            "WITH appended AS ("
-            "  INSERT INTO {s}.events (run_id, seq, type, data)"
-            "  VALUES (%(run_id)s, %(seq)s, %(type)s, %(data)s) RETURNING run_id, seq),"
-            " queued AS ("
-            "  INSERT INTO {s}.outbox (run_id, seq) SELECT run_id, seq FROM appended),"
-            " moved AS ("
+            "WITH moved AS ("
             "  UPDATE {s}.runs SET status = %(status)s, last_seq = %(seq)s, updated_at = %(at)s"
-            "  WHERE id = %(run_id)s)"
-            " SELECT pg_notify(%(channel)s, '')"
+            "  WHERE id = %(run_id)s AND status = %(was_status)s AND last_seq = %(was_seq)s"
+            "  AND attempt = %(was_attempt)s RETURNING id),"
+            " appended AS ("
+            "  INSERT INTO {s}.events (run_id, seq, type, data)"
+            "  SELECT id, %(seq)s, %(type)s, %(data)s FROM moved RETURNING run_id, seq),"
+            " queued AS ("
+            "  INSERT INTO {s}.outbox (run_id, seq) SELECT run_id, seq FROM appended)"
+            " SELECT pg_notify(%(channel)s, '') FROM appended"
         )
         self.read_events = q(
             "SELECT seq, type, data FROM {s}.events WHERE run_id = %s AND seq >= %s"
             " ORDER BY seq LIMIT %s"
         )
+        # The NOTIFY tells listening workers at commit (see postgres_cancel_listener).
         self.request_cancel = q(
-            "UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
-            " WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id"
+            "WITH flagged AS ("
+            "  UPDATE {s}.runs SET cancel_requested = true, updated_at = %s"
+            "  WHERE id = %s AND NOT cancel_requested AND status = ANY(%s) RETURNING id)"
+            " SELECT id, pg_notify(%s, id) FROM flagged"
+        )
+        self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
+        # FOR SHARE: an append that would end the run waits for the step, or the step for it.
+        self.get_run_for_share = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s FOR SHARE")
+        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
+        self.record_step = q(
+            f"INSERT INTO {{s}}.steps ({STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+        )
+        self.read_steps = q(
+            f"SELECT {STEP_COLUMNS} FROM {{s}}.steps WHERE run_id = %s ORDER BY idx"
         )
         pending = (
             "SELECT o.id, o.run_id, o.seq, e.type, e.data"
@@ -127,4 +192,8 @@ class Statements:
         claim = " ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
         self.claim_all = q(pending + claim)
         self.claim_of_run = q(pending + " AND o.run_id = %s" + claim)
+        self.delete_published = q(
+            "DELETE FROM {s}.outbox WHERE id IN (SELECT id FROM {s}.outbox"
+            " WHERE published_at <= now() - make_interval(secs => %s) ORDER BY id LIMIT %s)"
+        )
         self.mark_published = q("UPDATE {s}.outbox SET published_at = now() WHERE id = ANY(%s)")

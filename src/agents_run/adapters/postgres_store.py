@@ -4,8 +4,10 @@ Three tables in one schema (default ``agents_run``): ``runs``, ``events`` (prima
 ``(run_id, seq)``) and ``outbox``. ``create_schema`` (``agents-run db init``) creates them; the
 store never creates them on its own, so that production databases change only when asked to.
 
-- An append locks its run's row (``SELECT ... FOR UPDATE``), so appends to one run take their seqs
-  one after another and commit in seq order, from any number of processes.
+- An append changes its run's row only where the run is in the state its rule was checked
+  against (one statement, one round trip where the handle knows that state; else under
+  ``SELECT ... FOR UPDATE``), so appends to one run take their seqs one after another and
+  commit in seq order, from any number of processes.
 - A claim is a transaction holding its outbox rows with ``FOR UPDATE SKIP LOCKED``: publishers
   never share rows, and a publisher that dies releases its rows with its connection.
 - Every append sends ``NOTIFY <schema>_outbox`` on commit; ``wait_for_outbox`` listens on a
@@ -36,18 +38,28 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from agents_run.adapters.postgres_statements import Statements
+from agents_run.adapters.postgres_cancel_listener import CancelListener
+from agents_run.adapters.postgres_statements import (
+    KNOWN_RUNS_LIMIT,
+    KnownRun,
+    Statements,
+    append_parameters,
+)
 from agents_run.adapters.sql_rows import (
     LIVE_STATUSES,
     events_from_rows,
     outbox_rows_from_rows,
     run_from_row,
     run_values,
+    step_values,
+    steps_from_rows,
 )
 from agents_run.arguments import require_positive_int, require_seconds
-from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.events import NextRunEvent, Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
+    AgentsRunError,
     InfraConfigError,
     InfraUnavailable,
     InvalidArgument,
@@ -109,6 +121,7 @@ class PostgresRunStore:
         self._display_url = redact(url)
         self._secrets = secrets_of(url)
         self._channel = f"{schema}_outbox"
+        self._cancel_listener = CancelListener(f"{schema}_cancel", self._listening_connection)
         self._connect_timeout = connect_timeout
         self._max_connections = max_connections
         self._statements = Statements(schema)
@@ -118,6 +131,8 @@ class PostgresRunStore:
         self._listener: Connection | None = None
         self._listener_lock = asyncio.Lock()
         self._closed = False
+        # What this handle last wrote to each run it appends to (see append_event).
+        self._known_runs: dict[str, KnownRun] = {}
 
     def __repr__(self) -> str:
         return f"PostgresRunStore({self._display_url!r}, schema={self.schema!r})"
@@ -262,35 +277,54 @@ class PostgresRunStore:
         expected_status: RunStatus | None = None,
         attempt: int | None = None,
     ) -> RunEvent:
+        # One round trip where this handle knows the run's state (a worker appending to the run
+        # it holds): the rule (next_run_event) is checked against that state, and the statement
+        # writes only where the stored run is still in it. Otherwise, or where another writer
+        # moved the run, the locked transaction below (four round trips) decides.
+        def next_event(known: KnownRun) -> NextRunEvent:
+            return next_run_event(
+                run_id, known.status, known.last_seq, type, data,
+                expected_status=expected_status, current_attempt=known.attempt, attempt=attempt,
+            )  # fmt: skip
+
+        known = self._known_runs.get(run_id)
+        if known is not None:
+            try:
+                appended = next_event(known)
+            except AgentsRunError:
+                pass  # perhaps only our knowledge is stale: the locked path reads the run
+            else:
+                async with self._connection() as connection:
+                    if await self._append_if_unchanged(connection, known, appended, at):
+                        return appended.event
+        self._known_runs.pop(run_id, None)
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(self._statements.lock_run, (run_id,))
             row = await cursor.fetchone()
             if row is None:
                 raise RunNotFound(run_id)
-            appended = next_run_event(
-                run_id,
-                RunStatus(row[0]),
-                row[1],
-                type,
-                data,
-                expected_status=expected_status,
-                current_attempt=row[2],
-                attempt=attempt,
-            )
-            event = appended.event
-            await connection.execute(
-                self._statements.append_event,
-                {
-                    "run_id": run_id,
-                    "seq": event.seq,
-                    "type": event.type,
-                    "data": Jsonb(event.data),
-                    "status": appended.status.value,
-                    "at": at,
-                    "channel": self._channel,
-                },
-            )
-        return event
+            known = KnownRun(RunStatus(row[0]), row[1], row[2])
+            appended = next_event(known)
+            await self._append_if_unchanged(connection, known, appended, at)
+        return appended.event
+
+    async def _append_if_unchanged(
+        self, connection: Connection, known: KnownRun, appended: NextRunEvent, at: datetime
+    ) -> bool:
+        """Write ``appended`` (event, outbox row, run, NOTIFY) in one statement where the run is
+        still ``known``; remember its new state. False where it was not (nothing written)."""
+        event = appended.event
+        cursor = await connection.execute(
+            self._statements.append_event, append_parameters(known, appended, at, self._channel)
+        )
+        if await cursor.fetchone() is None:
+            self._known_runs.pop(event.run_id, None)
+            return False
+        if len(self._known_runs) >= KNOWN_RUNS_LIMIT:
+            self._known_runs.clear()  # a cache, not the truth: losing it costs round trips only
+        if not appended.status.is_terminal:
+            self._known_runs[event.run_id] = KnownRun(appended.status, event.seq, known.attempt)
+        return True
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
         async with self._connection() as connection:
@@ -333,12 +367,53 @@ class PostgresRunStore:
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
-                self._statements.request_cancel, (at, run_id, list(LIVE_STATUSES))
+                self._statements.request_cancel,
+                (at, run_id, list(LIVE_STATUSES), self._cancel_listener.channel),
             )
             if await cursor.fetchone() is not None:
                 return True
             await self._check_exists(connection, run_id)
         return False
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        async def requested() -> bool:
+            async with self._connection() as connection:
+                cursor = await connection.execute(self._statements.cancel_requested, (run_id,))
+                row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(run_id)
+            return bool(row[0])
+
+        return await self._cancel_listener.wait(run_id, timeout, requested)
+
+    async def _listening_connection(self) -> Connection:
+        if self._closed:
+            raise self._closed_error()
+        return await self._connect()
+
+    async def record_step(self, record: StepRecord) -> None:
+        async with self._connection() as connection, connection.transaction():
+            cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
+            row = await cursor.fetchone()
+            if row is None:
+                raise RunNotFound(record.run_id)
+            taken = await connection.execute(
+                self._statements.step_exists, (record.run_id, record.index)
+            )
+            check_step_can_be_recorded(
+                run_from_row(row), record, await taken.fetchone() is not None
+            )
+            await connection.execute(
+                self._statements.record_step, step_values(record, dump_json=Jsonb)
+            )
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        async with self._connection() as connection:
+            cursor = await connection.execute(self._statements.read_steps, (run_id,))
+            rows = await cursor.fetchall()
+            if not rows:
+                await self._check_exists(connection, run_id)
+        return steps_from_rows(rows)
 
     async def _check_exists(self, connection: Connection, run_id: str) -> None:
         cursor = await connection.execute(self._statements.run_exists, (run_id,))
@@ -368,6 +443,13 @@ class PostgresRunStore:
                 cursor = await connection.execute(self._statements.count_pending_of_run, (run_id,))
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                self._statements.delete_published, (published_for, limit)
+            )
+            return cursor.rowcount
 
     @asynccontextmanager
     async def claim_outbox(
@@ -441,6 +523,7 @@ class PostgresRunStore:
 
     async def aclose(self) -> None:
         self._closed = True
+        await self._cancel_listener.aclose()
         listener, self._listener = self._listener, None
         if listener is not None:
             await listener.close()

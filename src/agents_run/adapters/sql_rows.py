@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from agents_run.domain.events import Run, RunEvent, RunStatus
+from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import JsonObject
 from agents_run.ports import OutboxRow
 
@@ -23,6 +24,7 @@ RUN_COLUMNS = (
     "id, agent, input, status, cancel_requested, last_seq, created_at, updated_at, attempt,"
     " lease_until"
 )
+STEP_COLUMNS = "run_id, idx, attempt, kind, name, result"
 # Statuses of runs not yet ended, as stored.
 LIVE_STATUSES = tuple(status.value for status in RunStatus if not status.is_terminal)
 
@@ -80,16 +82,38 @@ def run_from_row(row: Row, *, load_json: LoadJson = _same, load_time: LoadTime =
 def events_from_rows(
     run_id: str, rows: Iterable[Row], *, load_json: LoadJson = _same
 ) -> list[RunEvent]:
-    """Events of ``run_id`` from rows of ``seq, type, data``."""
+    """Events of ``run_id`` from rows of ``seq, type, data``: checked when they were appended,
+    so not again on every read (a backfill of a long run reads them by the thousand)."""
     return [
-        RunEvent(run_id=run_id, seq=seq, type=type_, data=load_json(data))
-        for seq, type_, data in rows
+        RunEvent.checked_already(run_id, seq, type_, load_json(data)) for seq, type_, data in rows
     ]
 
 
 def outbox_rows_from_rows(rows: Iterable[Row], *, load_json: LoadJson = _same) -> list[OutboxRow]:
     """Outbox rows from rows of ``outbox id, run_id, seq, type, data``."""
     return [
-        OutboxRow(id=id_, event=RunEvent(run_id=run_id, seq=seq, type=type_, data=load_json(data)))
+        OutboxRow(id=id_, event=RunEvent.checked_already(run_id, seq, type_, load_json(data)))
         for id_, run_id, seq, type_, data in rows
+    ]
+
+
+def step_values(record: StepRecord, *, dump_json: Callable[[Any], Any]) -> tuple[Any, ...]:
+    """The parameters of an insert into ``steps`` (columns in ``STEP_COLUMNS`` order)."""
+    return (
+        record.run_id,
+        record.index,
+        record.attempt,
+        record.kind.value,
+        record.name,
+        dump_json(record.result),
+    )
+
+
+def steps_from_rows(
+    rows: Iterable[Row], *, load_json: Callable[[Any], Any] = _same
+) -> list[StepRecord]:
+    """Journal entries from rows selected with ``STEP_COLUMNS``."""
+    return [
+        StepRecord(run_id, index, attempt, StepKind(kind), name, load_json(result))
+        for run_id, index, attempt, kind, name, result in rows
     ]

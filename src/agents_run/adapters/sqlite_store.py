@@ -33,13 +33,17 @@ from typing import Any, ParamSpec, TypeVar
 from agents_run.adapters.sql_rows import (
     LIVE_STATUSES,
     RUN_COLUMNS,
+    STEP_COLUMNS,
     events_from_rows,
     outbox_rows_from_rows,
     run_from_row,
     run_values,
+    step_values,
+    steps_from_rows,
 )
 from agents_run.arguments import require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
@@ -66,6 +70,15 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS steps (
+    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -104,7 +117,7 @@ _LAPSED_LEASES = (
 )
 
 
-def _dumps(value: JsonObject) -> str:
+def _dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
@@ -149,6 +162,7 @@ class SqliteRunStore:
         self._closed = False
         self._newest_outbox_id: int | None = None
         self._outbox_appended = asyncio.Event()
+        self._cancel_requested = asyncio.Event()  # by this store: waiters re-read at once
 
     def __repr__(self) -> str:
         return f"SqliteRunStore({str(self.path)!r})"
@@ -309,7 +323,55 @@ class SqliteRunStore:
                 return False
             raise RunNotFound(run_id)
 
-        return await self._call(self._transaction, cancel)
+        requested = await self._call(self._transaction, cancel)
+        if requested:
+            self._cancel_requested.set()
+            self._cancel_requested.clear()
+        return requested
+
+    async def wait_for_cancel(self, run_id: str, timeout: float) -> bool:
+        """Reads the flag every ``poll_interval`` s, at once after a request through this store."""
+        deadline = time.monotonic() + timeout
+        while True:
+            woken = asyncio.ensure_future(self._cancel_requested.wait())
+            try:
+                if (await self.get_run(run_id)).cancel_requested:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                await asyncio.wait([woken], timeout=min(self._poll_interval, remaining))
+            finally:
+                woken.cancel()
+
+    async def record_step(self, record: StepRecord) -> None:
+        def insert(connection: sqlite3.Connection) -> None:
+            rows = connection.execute(
+                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (record.run_id,)
+            ).fetchall()
+            if not rows:
+                raise RunNotFound(record.run_id)
+            taken = connection.execute(
+                "SELECT 1 FROM steps WHERE run_id = ? AND idx = ?", (record.run_id, record.index)
+            ).fetchone()
+            check_step_can_be_recorded(_run(rows[0]), record, taken is not None)
+            connection.execute(
+                f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                step_values(record, dump_json=_dumps),
+            )
+
+        await self._call(self._transaction, insert)
+
+    async def read_steps(self, run_id: str) -> list[StepRecord]:
+        def read() -> list[tuple[Any, ...]]:
+            rows = self._read(
+                f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY idx", (run_id,)
+            )
+            if not rows and not self._read("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+                raise RunNotFound(run_id)
+            return rows
+
+        return steps_from_rows(await self._call(read), load_json=json.loads)
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
         def acquire(connection: sqlite3.Connection) -> Run | None:
@@ -365,6 +427,20 @@ class SqliteRunStore:
         else:
             rows = await self._call(self._read, count + " AND run_id = ?", (run_id,))
         return int(rows[0][0])
+
+    async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
+        def delete(connection: sqlite3.Connection) -> int:
+            # julianday reads the stamps' UTC offsets; a day is 86,400 seconds.
+            cursor = connection.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox"
+                " WHERE published_at IS NOT NULL"
+                " AND julianday(published_at) <= julianday('now') - ? / 86400.0"
+                " ORDER BY id LIMIT ?)",
+                (published_for, limit),
+            )
+            return cursor.rowcount
+
+        return await self._call(self._transaction, delete)
 
     @asynccontextmanager
     async def claim_outbox(

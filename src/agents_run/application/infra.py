@@ -15,6 +15,8 @@ from agents_run.ports import Clock, EventBusPort, IdGenerator, QueuePort, RunSto
 
 # Another worker takes a run within about this long of its worker's crash (see leases.py).
 DEFAULT_LEASE_SECONDS = 4.0
+# How long published outbox rows are kept before the publisher's retention job deletes them.
+DEFAULT_OUTBOX_RETENTION_SECONDS = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -33,9 +35,12 @@ class Infra:
     clock: Clock = field(default_factory=SystemClock)
     # How long a worker holds a run it executes without renewing (AGENTS_RUN_LEASE_SECONDS).
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    # How long published outbox rows stay (AGENTS_RUN_OUTBOX_RETENTION_SECONDS).
+    outbox_retention_seconds: float = DEFAULT_OUTBOX_RETENTION_SECONDS
 
     def __post_init__(self) -> None:
         require_seconds(self.lease_seconds, "lease_seconds", positive=True)
+        require_seconds(self.outbox_retention_seconds, "outbox_retention_seconds", positive=True)
 
     @classmethod
     def in_memory(cls) -> Infra:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from agents_run.application.infra import get_infra
-from agents_run.ports import OutboxRow
 
 BATCH_SIZE = 500
 
@@ -27,6 +26,22 @@ async def drain_outbox_for_run(run_id: str) -> int:
     return await _publish(run_id=run_id, stop=None)
 
 
+async def delete_published_outbox_rows(*, batch: int = 1000, most: int = 100_000) -> int:
+    """The retention job: delete the outbox rows published longer than the infra's
+    ``outbox_retention_seconds`` ago (published rows are never read again; the events stay),
+    ``batch`` rows a statement, at most ``most`` in one call; return how many."""
+    infra = get_infra()
+    deleted = 0
+    while deleted < most:
+        count = await infra.store.delete_published_outbox(
+            published_for=infra.outbox_retention_seconds, limit=min(batch, most - deleted)
+        )
+        deleted += count
+        if count < batch:
+            break
+    return deleted
+
+
 async def _publish(run_id: str | None, stop: asyncio.Event | None) -> int:
     infra = get_infra()
     # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
@@ -38,21 +53,16 @@ async def _publish(run_id: str | None, stop: asyncio.Event | None) -> int:
         ) as claim:
             if not claim.rows:
                 break  # the rest is claimed by another publisher
-            done: list[OutboxRow] = []
-            marked = 0
-            try:
-                for row in claim.rows:
-                    await infra.bus.publish(row.event)
-                    done.append(row)
-                    # Marks after rows 1, 3, 7, 15...: a publisher killed mid-batch (no finally
-                    # runs) still leaves half of what it published marked, so repeated kills
-                    # make progress, for about log2(BATCH_SIZE) marks per batch.
-                    if len(done) >= 2 * marked + 1 and len(done) < len(claim.rows):
-                        await claim.mark_published(done[marked:])
-                        marked = len(done)
-            finally:
-                # Where a publish failed, what went out is still marked.
-                if len(done) > marked:
-                    await claim.mark_published(done[marked:])
-            published += len(done)
+            # Chunks of 1, 2, 4, 8... rows, each one publish and one mark (one round trip each,
+            # docs/benchmarks.md): about log2(BATCH_SIZE) of each per batch, and a publisher
+            # killed between publishing and marking (again and again) still leaves at least half
+            # of what it published marked, so the outbox drains. Where publishing raises, that
+            # chunk is not marked: the claim ends and it goes out again (streams skip seqs seen).
+            start, size = 0, 1
+            while start < len(claim.rows):
+                chunk = claim.rows[start : start + size]
+                await infra.bus.publish_batch([row.event for row in chunk])
+                await claim.mark_published(chunk)
+                start, size = start + len(chunk), size * 2
+            published += len(claim.rows)
     return published

@@ -6,11 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
+from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import get_infra
 from agents_run.application.leases import RENEWALS_PER_LEASE
-from agents_run.application.outbox_publisher import publish_pending_outbox_events_once
+from agents_run.application.outbox_publisher import (
+    delete_published_outbox_rows,
+    publish_pending_outbox_events_once,
+)
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
 from agents_run.application.take_over_runs import take_over_lapsed_runs
@@ -19,6 +24,8 @@ from agents_run.arguments import require_positive_int, require_seconds
 log = logging.getLogger("agents_run.worker")
 
 MAX_BACKOFF = 5.0
+# How often an idle publisher runs the retention job of published outbox rows.
+RETENTION_INTERVAL = 60.0
 
 
 async def serve_worker(
@@ -62,8 +69,10 @@ async def serve_worker(
                     backoff = idle_poll
                     continue
                 backoff = idle_poll
-            except Exception:
-                log.exception("worker loop %d: job failed; retrying in %.1fs", index, backoff)
+            except Exception as error:
+                log_infra_error(
+                    f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
+                )
                 backoff = min(backoff * 2, MAX_BACKOFF)
             await _wait(draining, backoff)
         return jobs
@@ -72,8 +81,8 @@ async def serve_worker(
         while not draining.is_set():
             try:
                 await chore()
-            except Exception:
-                log.exception("%s failed; trying again later", doing)
+            except Exception as error:
+                log_infra_error(f"{doing} failed; trying again later", error)
             await _wait(draining, interval)
 
     async def recover_stalled_jobs() -> None:
@@ -108,21 +117,29 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
     Between passes that find nothing it sleeps in ``store.wait_for_outbox``, which the store
     ends as soon as rows are appended (PostgreSQL NOTIFY, ...): no busy loop, and no pass is
     more than ``idle_wait`` seconds late even where a wake-up was lost. Once ``stop`` is set
-    the batch in hand is finished and marked, then it returns.
+    the batch in hand is finished and marked, then it returns. When idle, at most every
+    ``RETENTION_INTERVAL`` seconds, it deletes the rows published longer ago than the infra's
+    ``outbox_retention_seconds`` (``delete_published_outbox_rows``).
     """
     require_seconds(idle_wait, "idle_wait", positive=True)
     store = get_infra().store
     published = 0
     backoff = idle_wait
+    retention_due = time.monotonic()
     while not stop.is_set():
         try:
             count = await publish_pending_outbox_events_once(stop=stop)
             published += count
             backoff = idle_wait
+            if count == 0 and time.monotonic() >= retention_due:
+                retention_due = time.monotonic() + RETENTION_INTERVAL
+                deleted = await delete_published_outbox_rows()
+                if deleted:
+                    log.info("publisher: deleted %d published outbox rows", deleted)
             if count == 0:
                 await store.wait_for_outbox(idle_wait)
-        except Exception:
-            log.exception("publisher: publishing failed; retrying in %.1fs", backoff)
+        except Exception as error:
+            log_infra_error(f"publisher: publishing failed; retrying in {backoff:.1f}s", error)
             await _wait(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
     return published

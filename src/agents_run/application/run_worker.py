@@ -10,6 +10,7 @@ from contextlib import suppress
 
 from agents_run.application.agents import get_agent
 from agents_run.application.infra import Infra, get_infra
+from agents_run.application.interruptions import Interruptions, Outcome
 from agents_run.application.leases import (
     DEFAULT_STORE_OUTAGE_BOUND,
     acquire_lease,
@@ -17,6 +18,7 @@ from agents_run.application.leases import (
     holding_lease,
     read_as_holder,
 )
+from agents_run.application.run_context import RunContext
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
@@ -181,7 +183,9 @@ async def _execute_held(
     except StaleRunState:
         return  # cancelled between our read and our append: cancel_run recorded the end
     log.info("run %s started (agent %s)", run.id, run.agent)
-    terminal = await _run_agent(infra, run.id, run.agent, run.input, stop=stop, max_steps=max_steps)
+    terminal = await _run_agent(
+        infra, run.id, run.agent, run.input, attempt=run.attempt, stop=stop, max_steps=max_steps
+    )
     log.info("run %s ended: %s", run.id, terminal)
 
 
@@ -191,57 +195,99 @@ async def _run_agent(
     agent_name: str,
     input: JsonObject,
     *,
+    attempt: int,
     stop: asyncio.Event | None,
     max_steps: int | None,
 ) -> EventType:
     """Append one RunStep per yield, then the terminal event; returns the terminal type.
 
-    Only the agent's own errors end the run with RunFailed; store and queue errors propagate.
+    Each step runs in a task that a cancel request or ``stop`` interrupts. Only the agent's own
+    errors end the run with RunFailed; store and queue errors propagate.
     """
+    # The store's attempt: 1 on the first execution, one more for each take-over.
+    ctx = RunContext(infra, run_id=run_id, agent=agent_name, attempt=attempt)
     try:
-        steps = get_agent(agent_name)(copy.deepcopy(input))
+        steps = get_agent(agent_name).start(copy.deepcopy(input), ctx)
     except Exception as error:
-        await _append(infra, run_id, EventType.RUN_FAILED, failure_of(error))
-        return EventType.RUN_FAILED
+        return await _agent_failed(infra, ctx, error)
     steps_taken = 0
     try:
-        while True:
-            try:
-                step = await anext(steps)
-                data = ensure_json_object(step, f"step data yielded by agent {agent_name!r}")
-            except StopAsyncIteration:
-                break
-            except Exception as error:
-                await _append(infra, run_id, EventType.RUN_FAILED, failure_of(error))
-                return EventType.RUN_FAILED
-            steps_taken += 1
-            if max_steps is not None and steps_taken > max_steps:
-                raise DrainDidNotSettle(
-                    f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
-                    "steps; an agent that never ends, or raise the limit"
-                )
-            step_event = await _append(infra, run_id, EventType.RUN_STEP, data)
-            if (await read_as_holder(infra, run_id)).cancel_requested:
-                await _append(infra, run_id, EventType.RUN_CANCELLED, {})
-                return EventType.RUN_CANCELLED
-            if stop is not None and stop.is_set():
-                await _append(
-                    infra,
-                    run_id,
-                    EventType.RUN_FAILED,
-                    failure_data(
-                        FailureType.WORKER_SHUTDOWN,
-                        f"the worker was stopped after seq {step_event.seq}; "
-                        "start a new run to retry",
-                    ),
-                )
-                return EventType.RUN_FAILED
+        async with Interruptions(infra, run_id, ctx, stop) as watch:
+            while True:
+                next_ = await watch.next_step(steps)
+                if next_.outcome is Outcome.END:
+                    break
+                if next_.outcome is Outcome.ERROR:
+                    if ctx.store_failure is not None:
+                        raise ctx.store_failure  # recording a step failed: a worker error
+                    return await _agent_failed(infra, ctx, next_.value)
+                if next_.outcome is Outcome.CANCELLED:
+                    await _append(infra, run_id, EventType.RUN_CANCELLED, {})
+                    return EventType.RUN_CANCELLED
+                if next_.outcome is Outcome.STOPPED:
+                    return await _stopped(infra, run_id, "during the step after seq")
+                try:
+                    data = ensure_json_object(
+                        next_.value, f"step data yielded by agent {agent_name!r}"
+                    )
+                except Exception as error:
+                    return await _agent_failed(infra, ctx, error)
+                steps_taken += 1
+                if max_steps is not None and steps_taken > max_steps:
+                    raise DrainDidNotSettle(
+                        f"run {run_id!r}: agent {agent_name!r} yielded more than {max_steps} "
+                        "steps; an agent that never ends, or raise the limit"
+                    )
+                await ctx.flush()
+                await _append(infra, run_id, EventType.RUN_STEP, data)
+                if (await read_as_holder(infra, run_id)).cancel_requested:
+                    await _append(infra, run_id, EventType.RUN_CANCELLED, {})
+                    return EventType.RUN_CANCELLED
+                if stop is not None and stop.is_set():
+                    return await _stopped(infra, run_id, "after seq")
     finally:
         close = getattr(steps, "aclose", None)  # run the agent's finally blocks when we stop early
         if close is not None:
             await close()
+    await ctx.flush()
     await _append(infra, run_id, EventType.RUN_FINISHED, {})
     return EventType.RUN_FINISHED
+
+
+async def _stopped(infra: Infra, run_id: str, when: str) -> EventType:
+    last_seq = (await read_as_holder(infra, run_id)).last_seq
+    await _append(
+        infra,
+        run_id,
+        EventType.RUN_FAILED,
+        failure_data(
+            FailureType.WORKER_SHUTDOWN,
+            f"the worker was stopped {when} {last_seq}; start a new run to retry",
+        ),
+    )
+    return EventType.RUN_FAILED
+
+
+async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> EventType:
+    """End the run RunFailed for the agent's own error, logged once with its traceback."""
+    step = ctx.step_that_raised(error)
+    in_step = f" in step {step!r}" if step is not None else ""
+    log.error(
+        "run %s: agent %r raised%s: %s: %s",
+        ctx.run_id,
+        ctx.agent,
+        in_step,
+        type(error).__name__,
+        error,
+        exc_info=error,
+    )
+    data = failure_of(error)
+    if step is not None:
+        data["step"] = step
+        data["message"] = f"step {step!r} failed: {data['message']}"
+    await ctx.flush()
+    await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)
+    return EventType.RUN_FAILED
 
 
 async def _append(

@@ -22,11 +22,12 @@ from agents_run.config.settings import (
     KEY_PREFIX,
     LEASE_SECONDS,
     MEMORY_URL,
+    OUTBOX_RETENTION_SECONDS,
     QUEUE_URL,
     STORE_URL,
     InfraConfig,
 )
-from agents_run.config.wiring import build_infra
+from agents_run.config.wiring import build_infra, build_served_infra
 
 __all__ = [
     "BUS_URL",
@@ -36,6 +37,7 @@ __all__ = [
     "KEY_PREFIX",
     "LEASE_SECONDS",
     "MEMORY_URL",
+    "OUTBOX_RETENTION_SECONDS",
     "QUEUE_URL",
     "STORE_URL",
     "InfraConfig",
@@ -43,6 +45,7 @@ __all__ = [
     "config_env",
     "create_namespace",
     "isolated",
+    "load_infra_for_serving",
     "load_infra_from_config",
     "read_config",
     "remove_namespace",
@@ -53,5 +56,14 @@ def load_infra_from_config(env: Mapping[str, str] = os.environ) -> Infra:
     """Build the ``Infra`` that ``env`` describes, make it current
     with ``set_infra`` and return it. Raises ``InfraConfigError`` for a malformed value."""
     infra = build_infra(read_config(env))
+    set_infra(infra)
+    return infra
+
+
+def load_infra_for_serving(
+    env: Mapping[str, str] = os.environ, *, max_finished_runs: int | None
+) -> Infra:
+    """``load_infra_from_config`` for ``agents-run serve`` (see ``build_served_infra``)."""
+    infra = build_served_infra(read_config(env), max_finished_runs=max_finished_runs)
     set_infra(infra)
     return infra

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from agents_run.application.infra import DEFAULT_LEASE_SECONDS
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS, DEFAULT_OUTBOX_RETENTION_SECONDS
 from agents_run.config.settings import (
     BUS_URL,
     CONNECT_TIMEOUT,
@@ -16,6 +16,7 @@ from agents_run.config.settings import (
     KEY_PREFIX,
     LEASE_SECONDS,
     MEMORY_URL,
+    OUTBOX_RETENTION_SECONDS,
     QUEUE_URL,
     STORE_URL,
     InfraConfig,
@@ -42,6 +43,9 @@ def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
         key_prefix=key_prefix,
         connect_timeout=_read_seconds(env, CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, most=300),
         lease_seconds=_read_seconds(env, LEASE_SECONDS, DEFAULT_LEASE_SECONDS, most=3600),
+        outbox_retention_seconds=_read_seconds(
+            env, OUTBOX_RETENTION_SECONDS, DEFAULT_OUTBOX_RETENTION_SECONDS, most=365 * 86_400
+        ),
     )
 
 
@@ -54,6 +58,7 @@ def config_env(config: InfraConfig) -> dict[str, str]:
         KEY_PREFIX: config.key_prefix,
         CONNECT_TIMEOUT: str(config.connect_timeout),
         LEASE_SECONDS: str(config.lease_seconds),
+        OUTBOX_RETENTION_SECONDS: str(config.outbox_retention_seconds),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents_run.application.infra import DEFAULT_LEASE_SECONDS
+from agents_run.application.infra import DEFAULT_LEASE_SECONDS, DEFAULT_OUTBOX_RETENTION_SECONDS
 
 BUS_URL = "AGENTS_RUN_BUS_URL"
 QUEUE_URL = "AGENTS_RUN_QUEUE_URL"
@@ -12,6 +12,7 @@ STORE_URL = "AGENTS_RUN_STORE_URL"
 KEY_PREFIX = "AGENTS_RUN_KEY_PREFIX"
 CONNECT_TIMEOUT = "AGENTS_RUN_CONNECT_TIMEOUT"
 LEASE_SECONDS = "AGENTS_RUN_LEASE_SECONDS"
+OUTBOX_RETENTION_SECONDS = "AGENTS_RUN_OUTBOX_RETENTION_SECONDS"
 
 MEMORY_URL = "memory://"
 DEFAULT_CONNECT_TIMEOUT = 5.0
@@ -28,6 +29,7 @@ class InfraConfig:
     key_prefix: str
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     lease_seconds: float = DEFAULT_LEASE_SECONDS
+    outbox_retention_seconds: float = DEFAULT_OUTBOX_RETENTION_SECONDS
 
     @property
     def is_all_memory(self) -> bool:

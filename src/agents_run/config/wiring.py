@@ -187,9 +187,29 @@ def build_infra(config: InfraConfig) -> Infra:
             ids=SequentialIds(),
             clock=ManualClock(),
             lease_seconds=config.lease_seconds,
+            outbox_retention_seconds=config.outbox_retention_seconds,
         )
     # Random ids, the system clock.
-    return Infra(bus=bus, queue=queue, store=store, lease_seconds=config.lease_seconds)
+    return Infra(
+        bus=bus,
+        queue=queue,
+        store=store,
+        lease_seconds=config.lease_seconds,
+        outbox_retention_seconds=config.outbox_retention_seconds,
+    )
+
+
+def build_served_infra(config: InfraConfig, *, max_finished_runs: int | None) -> Infra:
+    """``build_infra`` for a server (``agents-run serve``): random ids and the system clock in
+    every mode (run ids travel in URLs and must not be guessable), and an in-memory store that
+    keeps at most ``max_finished_runs`` ended runs (None: all)."""
+    built = build_infra(config)
+    store = (
+        InMemoryRunStore(max_finished_runs=max_finished_runs)
+        if config.store_url == MEMORY_URL
+        else built.store
+    )
+    return Infra(bus=built.bus, queue=built.queue, store=store)  # random ids, the system clock
 
 
 def sqlite_path(url: str) -> str:

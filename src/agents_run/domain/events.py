@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from agents_run.arguments import require_positive_int
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.json_data import JsonObject, ensure_json_object, json_object_copy
 from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
@@ -68,6 +67,16 @@ class RunEvent:
             )
         require_positive_int(self.seq, "seq")
         ensure_json_object(self.data, f"data of {self.type} event")
+
+    @classmethod
+    def checked_already(cls, run_id: str, seq: int, type: str, data: JsonObject) -> RunEvent:
+        """An event whose fields were checked already (by ``next_run_event``, or as a store
+        wrote them): built without checking them again, on the hot path of every append and
+        every read."""
+        event = object.__new__(cls)
+        # A frozen dataclass without slots: its fields live in __dict__ (as its __init__ sets).
+        event.__dict__.update(run_id=run_id, seq=seq, type=str(type), data=data)
+        return event
 
     @property
     def is_terminal(self) -> bool:
@@ -174,5 +183,6 @@ def next_run_event(
     if expected_status is not None and status != expected_status:
         raise StaleRunState(f"run {run_id!r} is {status.value}, not {expected_status.value}")
     new_status = status_after(status, type)
-    event = RunEvent(run_id=run_id, seq=last_seq + 1, type=type, data=copy.deepcopy(data))
+    copied = json_object_copy(data, f"data of {type} event")
+    event = RunEvent.checked_already(run_id, last_seq + 1, type, copied)
     return NextRunEvent(event=event, status=new_status)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
-from typing import Any
+from typing import Any, cast
 
 from agents_run.errors import InvalidArgument
 
@@ -16,8 +17,74 @@ def ensure_json_object(value: object, what: str) -> JsonObject:
     Tuples, sets, bytes, NaN and non-string keys are rejected rather than silently converted,
     because a value that changes on its way through a store is a value that was lost.
     """
+    json_object_copy(value, what)
+    return cast(JsonObject, value)  # a dict: json_object_copy raised otherwise
+
+
+def json_object_copy(value: object, what: str) -> JsonObject:
+    """A copy of ``value``, checked as ``ensure_json_object`` checks it, in one pass: what a store
+    keeps, so that a caller mutating its dict later changes nothing stored."""
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} must be a JSON object (a dict), got {type(value).__name__}")
+    try:
+        try:
+            return _copy_object(value)
+        except _NotJson:
+            # Rare: the full check names the refused value, or accepts subclasses of the JSON
+            # types (an OrderedDict, a str subclass), which a deep copy keeps as they are.
+            _check(value, what)
+            copied: JsonObject = copy.deepcopy(value)
+            return copied
+    except RecursionError:
+        raise InvalidArgument(f"{what} is nested too deeply to be stored as JSON") from None
+
+
+class _NotJson(Exception):
+    """Raised by the fast copy; ``_check`` then finds the value again and says where it is."""
+
+
+def _copy_object(value: dict[Any, Any]) -> JsonObject:
+    copied = {}
+    for key, item in value.items():
+        if type(key) is not str or not _is_storable_text(key):
+            raise _NotJson
+        copied[key] = _copy_value(item)
+    return copied
+
+
+def _copy_value(value: object) -> Any:
+    kind = type(value)
+    if kind is str:
+        if not _is_storable_text(value):  # type: ignore[arg-type]
+            raise _NotJson
+        return value
+    if value is None or kind is int or kind is bool:
+        return value
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise _NotJson
+        return value
+    if kind is dict:
+        return _copy_object(value)  # type: ignore[arg-type]
+    if kind is list:
+        return [_copy_value(item) for item in value]  # type: ignore[attr-defined]
+    raise _NotJson  # subclasses and everything else: the full check decides
+
+
+def _is_storable_text(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def ensure_json_value(value: object, what: str) -> Any:
+    """Return ``value`` if it is JSON (an object, array, string, number, bool or None)."""
     try:
         _check(value, what)
     except RecursionError:

@@ -20,20 +20,26 @@ from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.start_run import start_run
 from agents_run.application.stream_run import stream_run
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
-from agents_run.config import LEASE_SECONDS, MEMORY_URL, load_infra_from_config, read_config
+from agents_run.config import (
+    LEASE_SECONDS,
+    MEMORY_URL,
+    load_infra_for_serving,
+    load_infra_from_config,
+    read_config,
+)
 from agents_run.entrypoints import guardrails
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
 from agents_run.errors import AgentsRunError, InvalidArgument
 from agents_run.redaction import redact
-from agents_run.server import serve
 
 log = logging.getLogger("agents_run.cli")
 
 # start_run saves a run, then enqueues its job within one connect timeout (5 s by default): a
 # sweeper must not take a run in that gap for an orphan.
 MIN_ORPHAN_AFTER = 60.0
+HTTP_TOKEN = "AGENTS_RUN_HTTP_TOKEN"
 
 
 async def _start(args: argparse.Namespace) -> int:
@@ -118,11 +124,24 @@ async def _serve(args: argparse.Namespace) -> int:
         # What lives in this process's memory only this process can work on.
         config = read_config()
         in_process_worker = MEMORY_URL in (config.bus_url, config.queue_url, config.store_url)
+    # Imported here: the HTTP server is an extra (agents-run[http]) the other commands do without.
+    from agents_run.entrypoints.serve import serve  # noqa: PLC0415
+    from agents_run.http.app import create_app  # noqa: PLC0415
+    from agents_run.http.serving import bearer_token_auth, default_allowed_hosts  # noqa: PLC0415
+
+    allowed_hosts = args.allowed_host or default_allowed_hosts(args.host)
+    app = create_app(
+        allowed_hosts=allowed_hosts,
+        cors_origins=args.cors_origin,
+        auth=bearer_token_auth(os.environ.get(HTTP_TOKEN, "")),
+    )
     try:
         return await serve(
+            app,
             args.host,
             args.port,
             in_process_worker=in_process_worker,
+            concurrency=args.concurrency,
             grace=args.grace,
             say=_say_now,
         )
@@ -248,6 +267,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="with the in-process worker: after SIGTERM, how long runs in progress may go on "
         "before they stop at their next step; a second signal stops them at once (default 10)",
     )
+    serve.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="with the in-process worker: how many runs it executes at once (default 4)",
+    )
+    serve.add_argument(
+        "--max-finished-runs",
+        type=_non_negative_int,
+        default=10_000,
+        metavar="N",
+        help="with the in-memory store: how many ended runs it keeps, the oldest forgotten "
+        "first (default 10000)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a Host name the server answers for (repeatable; '*' for any); default the "
+        "loopback names when bound to loopback, else required",
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin that browsers may call the API from (repeatable); default none",
+    )
     serve.set_defaults(handler=_serve)
     return parser
 
@@ -259,6 +308,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
 
 
@@ -297,7 +356,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "guardrails":  # file work only: no agents, no infra
             return guardrails.run(args)
         _import_agent_modules(getattr(args, "agents", ""))
-        load_infra_from_config()
+        if args.command == "serve":
+            load_infra_for_serving(max_finished_runs=args.max_finished_runs)
+        else:
+            load_infra_from_config()
 
         async def run() -> int:
             try:

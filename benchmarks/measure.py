@@ -1,0 +1,177 @@
+"""Paired measurements: a contender and its anchor timed side by side, repeated, as a ratio.
+
+Every figure of docs/benchmarks.md is a ratio against an anchor measured in the same run, so
+that load from other processes moves both sides alike; the median and the spread (lowest and
+highest) of the repeated pairs are what the table quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis.asyncio as redis
+
+REDIS_URL = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
+POSTGRES_URL = (
+    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table: ``values`` are the per-pair ratios (or differences)."""
+
+    id: str
+    measure: str
+    anchor: str
+    values: Sequence[float]
+    target: str
+    unit: str = "x"  # "x": a ratio; "ms": a difference in milliseconds
+    higher_is_better: bool = True
+    limit: float | None = None  # the target as a number, where it is one
+    detail: str = ""  # absolute rates of this run, for orientation
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def meets_target(self) -> bool | None:
+        if self.limit is None:
+            return None
+        return self.median >= self.limit if self.higher_is_better else self.median <= self.limit
+
+    def row(self) -> str:
+        low, high = min(self.values), max(self.values)
+        show = _show_ms if self.unit == "ms" else _show_ratio
+        met = {True: "yes", False: "no", None: "-"}[self.meets_target]
+        return (
+            f"| {self.id} | {self.measure} | {self.anchor} | {show(self.median)} | "
+            f"{show(low)} to {show(high)} | {len(self.values)} | {self.target} | {met} |"
+            + (f" {self.detail} |" if self.detail else " |")
+        )
+
+
+HEADER = (
+    "| id | measure | compared with | median | spread | pairs | target | met | this run |\n"
+    "|---|---|---|---:|---:|---:|---|---|---|"
+)
+
+
+def _show_ratio(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def _show_ms(value: float) -> str:
+    return f"{value:+.1f} ms"
+
+
+def table(figures: Sequence[Figure]) -> str:
+    return "\n".join([HEADER, *(figure.row() for figure in figures)])
+
+
+def timed(work: Callable[[], object]) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+async def timed_async(work: Callable[[], Awaitable[object]]) -> float:
+    began = time.perf_counter()
+    await work()
+    return time.perf_counter() - began
+
+
+def alternate(pairs: int, *sides: Callable[[], float]) -> list[list[float]]:
+    """Each side's measurements over ``pairs`` rounds, the order turning each round so that
+    neither side always runs first (warm caches, a load that comes and goes)."""
+    results: list[list[float]] = [[] for _ in sides]
+    for round_ in range(pairs):
+        order = list(range(len(sides)))
+        if round_ % 2:
+            order.reverse()
+        for index in order:
+            results[index].append(sides[index]())
+    return results
+
+
+async def alternate_async(pairs: int, *sides: Callable[[], Awaitable[float]]) -> list[list[float]]:
+    """``alternate`` for coroutine functions."""
+    results: list[list[float]] = [[] for _ in sides]
+    for round_ in range(pairs):
+        order = list(range(len(sides)))
+        if round_ % 2:
+            order.reverse()
+        for index in order:
+            results[index].append(await sides[index]())
+    return results
+
+
+def ratios(numerators: Sequence[float], denominators: Sequence[float]) -> list[float]:
+    return [n / d for n, d in zip(numerators, denominators, strict=True)]
+
+
+def pytest_seconds(folder: Path, *arguments: str) -> float:
+    """Wall time of one ``pytest`` run in ``folder`` (a subprocess, as a user runs it)."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *arguments]
+    began = time.perf_counter()
+    finished = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - began
+    if finished.returncode not in (0, 5):  # 5: no tests collected, as in an empty folder
+        raise RuntimeError(
+            f"pytest {' '.join(arguments)} in {folder} exited {finished.returncode}:\n"
+            + finished.stdout[-3000:]
+            + finished.stderr[-3000:]
+        )
+    return elapsed
+
+
+def machine() -> str:
+    """Cores, load, Python and the servers' versions, for the table's caption."""
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    parts = [
+        f"{os.cpu_count()} cores (load {load})",
+        f"Python {platform.python_version()}",
+        *asyncio.run(_server_versions()),
+    ]
+    return "; ".join(parts)
+
+
+async def _server_versions() -> list[str]:
+    versions = []
+    try:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            info = await client.info("server")
+            versions.append(f"Redis {info['redis_version']}")
+        finally:
+            await client.aclose()
+    except Exception as error:
+        versions.append(f"Redis unreachable ({type(error).__name__})")
+    try:
+        async with await psycopg.AsyncConnection.connect(POSTGRES_URL) as connection:
+            cursor = await connection.execute("show server_version")
+            row = await cursor.fetchone()
+            versions.append(f"PostgreSQL {row[0] if row else '?'}")
+    except Exception as error:
+        versions.append(f"PostgreSQL unreachable ({type(error).__name__})")
+    return versions
+
+
+def main(figures: Callable[[bool], Sequence[Figure]]) -> None:
+    """The command line of each figure's script: ``[--quick]``, a Markdown table on stdout."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="less work, fewer pairs: a smoke run")
+    quick = parser.parse_args().quick
+    print(table(figures(quick)))
