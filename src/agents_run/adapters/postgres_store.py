@@ -20,8 +20,6 @@ and every wait for a connection is bounded by ``connect_timeout``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import math
 import re
 import time
 import weakref
@@ -29,16 +27,15 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
+from agents_run.adapters.postgres_connections import Connection, PostgresConnections
 from agents_run.adapters.postgres_statements import (
     KNOWN_RUNS_LIMIT,
     KnownRun,
@@ -60,19 +57,15 @@ from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     AgentsRunError,
-    InfraConfigError,
-    InfraUnavailable,
     InvalidArgument,
     RunNotFound,
 )
 from agents_run.ports import OutboxRow
-from agents_run.redaction import redact, scrub, secrets_of
+from agents_run.redaction import redact, secrets_of
 
 DEFAULT_SCHEMA = "agents_run"
 # Lower case so that psql users need no quotes; short enough for the ``_outbox`` channel suffix.
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,55}$")
-
-Connection = psycopg.AsyncConnection[TupleRow]
 
 
 @dataclass
@@ -90,7 +83,7 @@ class PostgresOutboxClaim:
             )
 
 
-class PostgresRunStore:
+class PostgresRunStore(PostgresConnections):
     """``RunStorePort`` on PostgreSQL at ``url`` (``postgresql://`` or ``postgres://``)."""
 
     def __init__(
@@ -136,101 +129,6 @@ class PostgresRunStore:
 
     def __repr__(self) -> str:
         return f"PostgresRunStore({self._display_url!r}, schema={self.schema!r})"
-
-    # --- connections and errors -------------------------------------------------------------
-
-    def _connection_options(self) -> dict[str, Any]:
-        # libpq counts whole seconds, at least 2; the asyncio deadlines keep the exact bound.
-        seconds = max(2, math.ceil(self._connect_timeout))
-        return {
-            "autocommit": True,
-            "connect_timeout": seconds,
-            "application_name": self.application_name,
-            # A server or network that dies mid-call is noticed in about 2x the timeout
-            # instead of TCP's default of many minutes (a live server answers the probes).
-            "keepalives": 1,
-            "keepalives_idle": seconds,
-            "keepalives_interval": 1,
-            "keepalives_count": seconds,
-            "tcp_user_timeout": seconds * 2000,
-        }
-
-    async def _opened_pool(self) -> AsyncConnectionPool[Connection]:
-        if self._closed:
-            raise self._closed_error()
-        async with self._pool_lock:
-            if self._pool is None:
-                # One direct connection first: it fails fast with the server's own reason,
-                # where the pool would retry quietly until its timeout.
-                await (await self._connect()).close()
-                pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-                    self._url,
-                    min_size=1,
-                    max_size=self._max_connections,
-                    kwargs=self._connection_options(),
-                    timeout=self._connect_timeout,
-                    open=False,
-                    name=f"agents-run-{self.schema}",
-                    configure=self._track,
-                )
-                try:
-                    await pool.open(wait=True, timeout=self._connect_timeout)
-                except BaseException as error:
-                    # Its worker tasks run from open() on, ignore cancellation and stop only when
-                    # the pool closes: close it, also when cancelled, or they outlive it (and
-                    # hang asyncio.run, which waits for every task it cancelled).
-                    await pool.close(timeout=0)
-                    if isinstance(error, psycopg.OperationalError):
-                        raise self._unavailable(error) from None
-                    raise
-                self._pool = pool
-            return self._pool
-
-    async def _track(self, connection: Connection) -> None:
-        self._pooled.add(connection)
-
-    async def _connect(self) -> Connection:
-        """A connection of its own, bounded by the connect timeout."""
-        try:
-            async with asyncio.timeout(self._connect_timeout):
-                return await psycopg.AsyncConnection.connect(
-                    self._url, **self._connection_options()
-                )
-        except (psycopg.OperationalError, TimeoutError) as error:
-            raise self._unavailable(error) from None
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        pool = await self._opened_pool()
-        try:
-            async with pool.connection() as connection:
-                yield connection
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            raise self._schema_missing() from None
-        except psycopg.OperationalError as error:
-            # After a server restart every idle connection is stale: replace them all now,
-            # so that one call fails instead of one per pooled connection.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(self._connect_timeout):
-                    await pool.check()
-            raise self._unavailable(error) from None
-
-    def _unavailable(self, error: BaseException) -> InfraUnavailable:
-        detail = scrub(" ".join(str(error).split()) or type(error).__name__, self._secrets)
-        return InfraUnavailable(
-            f"PostgreSQL at {self._display_url} is unavailable ({detail}; connect timeout "
-            f"{self._connect_timeout:g} s): check that the server runs and accepts this user, "
-            "that AGENTS_RUN_STORE_URL points to it, or raise AGENTS_RUN_CONNECT_TIMEOUT"
-        )
-
-    def _schema_missing(self) -> InfraConfigError:
-        return InfraConfigError(
-            f"PostgreSQL at {self._display_url} has no agents-run tables in schema "
-            f"{self.schema!r}: run `agents-run db init` with the same AGENTS_RUN_STORE_URL"
-        )
-
-    def _closed_error(self) -> InfraUnavailable:
-        return InfraUnavailable(f"{self!r} was closed (aclose): build a new store to go on")
 
     # --- the port ---------------------------------------------------------------------------
 

@@ -1,0 +1,130 @@
+"""The PostgreSQL store's connections: a pool opened on first use, in the running loop, every
+wait bounded by the connect timeout, and the errors that name the server without its password."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from agents_run.errors import InfraConfigError, InfraUnavailable
+from agents_run.redaction import scrub
+
+Connection = psycopg.AsyncConnection[TupleRow]
+
+
+class PostgresConnections:
+    """The connection half of ``PostgresRunStore``: set up by its constructor."""
+
+    schema: str
+    application_name: str
+    _url: str
+    _display_url: str
+    _secrets: list[str]
+    _connect_timeout: float
+    _max_connections: int
+    _pool: AsyncConnectionPool[Connection] | None
+    _pooled: weakref.WeakSet[Connection]
+    _pool_lock: asyncio.Lock
+    _closed: bool
+
+    def _connection_options(self) -> dict[str, Any]:
+        # libpq counts whole seconds, at least 2; the asyncio deadlines keep the exact bound.
+        seconds = max(2, math.ceil(self._connect_timeout))
+        return {
+            "autocommit": True,
+            "connect_timeout": seconds,
+            "application_name": self.application_name,
+            # A server or network that dies mid-call is noticed in about 2x the timeout
+            # instead of TCP's default of many minutes (a live server answers the probes).
+            "keepalives": 1,
+            "keepalives_idle": seconds,
+            "keepalives_interval": 1,
+            "keepalives_count": seconds,
+            "tcp_user_timeout": seconds * 2000,
+        }
+
+    async def _opened_pool(self) -> AsyncConnectionPool[Connection]:
+        if self._closed:
+            raise self._closed_error()
+        async with self._pool_lock:
+            if self._pool is None:
+                # One direct connection first: it fails fast with the server's own reason,
+                # where the pool would retry quietly until its timeout.
+                await (await self._connect()).close()
+                pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+                    self._url,
+                    min_size=1,
+                    max_size=self._max_connections,
+                    kwargs=self._connection_options(),
+                    timeout=self._connect_timeout,
+                    open=False,
+                    name=f"agents-run-{self.schema}",
+                    configure=self._track,
+                )
+                try:
+                    await pool.open(wait=True, timeout=self._connect_timeout)
+                except BaseException as error:
+                    # Its worker tasks run from open() on, ignore cancellation and stop only when
+                    # the pool closes: close it, also when cancelled, or they outlive it (and
+                    # hang asyncio.run, which waits for every task it cancelled).
+                    await pool.close(timeout=0)
+                    if isinstance(error, psycopg.OperationalError):
+                        raise self._unavailable(error) from None
+                    raise
+                self._pool = pool
+            return self._pool
+
+    async def _track(self, connection: Connection) -> None:
+        self._pooled.add(connection)
+
+    async def _connect(self) -> Connection:
+        """A connection of its own, bounded by the connect timeout."""
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                return await psycopg.AsyncConnection.connect(
+                    self._url, **self._connection_options()
+                )
+        except (psycopg.OperationalError, TimeoutError) as error:
+            raise self._unavailable(error) from None
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        pool = await self._opened_pool()
+        try:
+            async with pool.connection() as connection:
+                yield connection
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
+            raise self._schema_missing() from None
+        except psycopg.OperationalError as error:
+            # After a server restart every idle connection is stale: replace them all now,
+            # so that one call fails instead of one per pooled connection.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(self._connect_timeout):
+                    await pool.check()
+            raise self._unavailable(error) from None
+
+    def _unavailable(self, error: BaseException) -> InfraUnavailable:
+        detail = scrub(" ".join(str(error).split()) or type(error).__name__, self._secrets)
+        return InfraUnavailable(
+            f"PostgreSQL at {self._display_url} is unavailable ({detail}; connect timeout "
+            f"{self._connect_timeout:g} s): check that the server runs and accepts this user, "
+            "that AGENTS_RUN_STORE_URL points to it, or raise AGENTS_RUN_CONNECT_TIMEOUT"
+        )
+
+    def _schema_missing(self) -> InfraConfigError:
+        return InfraConfigError(
+            f"PostgreSQL at {self._display_url} has no agents-run tables in schema "
+            f"{self.schema!r}: run `agents-run db init` with the same AGENTS_RUN_STORE_URL"
+        )
+
+    def _closed_error(self) -> InfraUnavailable:
+        return InfraUnavailable(f"{self!r} was closed (aclose): build a new store to go on")
