@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import sqlite3
 import time
@@ -28,7 +27,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from agents_run.adapters.sql_rows import (
     LIVE_STATUSES,
@@ -41,65 +40,14 @@ from agents_run.adapters.sql_rows import (
     step_values,
     steps_from_rows,
 )
+from agents_run.adapters.sqlite_connections import SqliteConnections
 from agents_run.arguments import require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
 from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import InfraUnavailable, InvalidArgument, RunNotFound
+from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
 
-T = TypeVar("T")
-P = ParamSpec("P")
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    agent TEXT NOT NULL,
-    input TEXT NOT NULL,
-    status TEXT NOT NULL,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    last_seq INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    lease_until TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS steps (
-    run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    result TEXT NOT NULL,
-    PRIMARY KEY (run_id, idx)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    published_at TEXT,
-    claimed_by TEXT,
-    claim_expires REAL
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (id) WHERE published_at IS NULL;
-CREATE INDEX IF NOT EXISTS outbox_pending_by_run ON outbox (run_id, id)
-    WHERE published_at IS NULL;
-CREATE INDEX IF NOT EXISTS runs_live_by_update ON runs (julianday(updated_at), id)
-    WHERE status IN {LIVE_STATUSES};
-"""
-# Columns a later version added, for files created before: (name, definition).
-_ADDED_RUN_COLUMNS = [("attempt", "INTEGER NOT NULL DEFAULT 0"), ("lease_until", "TEXT")]
-_LEASE_INDEX = (
-    "CREATE INDEX IF NOT EXISTS runs_running_by_lease ON runs (julianday(lease_until), id)"
-    " WHERE status = 'running'"
-)
 _PENDING = (
     "SELECT o.id, o.run_id, o.seq, e.type, e.data FROM outbox o"
     " JOIN events e ON e.run_id = o.run_id AND e.seq = o.seq WHERE o.published_at IS NULL"
@@ -132,7 +80,7 @@ class SqliteOutboxClaim:
             await self._store._call(self._store._mark_published, self._token, [r.id for r in rows])
 
 
-class SqliteRunStore:
+class SqliteRunStore(SqliteConnections):
     """``RunStorePort`` on an SQLite file."""
 
     def __init__(
@@ -166,62 +114,6 @@ class SqliteRunStore:
 
     def __repr__(self) -> str:
         return f"SqliteRunStore({str(self.path)!r})"
-
-    # --- the worker thread ------------------------------------------------------------------
-
-    async def _call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        if self._closed:
-            raise InfraUnavailable(f"{self!r} was closed (aclose): build a new store to go on")
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, functools.partial(function, *args, **kwargs)
-        )
-
-    def _opened(self) -> sqlite3.Connection:
-        if self._connection is None:
-            try:
-                connection = sqlite3.connect(
-                    self.path, timeout=self._busy_timeout, isolation_level=None
-                )
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA foreign_keys=ON")
-                connection.executescript(_SCHEMA)
-                _add_missing_columns(connection)
-            except sqlite3.Error as error:
-                raise self._unavailable(error) from None
-            self._connection = connection
-        return self._connection
-
-    def _unavailable(self, error: sqlite3.Error) -> InfraUnavailable:
-        return InfraUnavailable(
-            f"SQLite database {str(self.path)!r} is unusable ({error}): check that its folder "
-            "exists and is writable; 'database is locked' means another process held it longer "
-            f"than {self._busy_timeout:g} s (raise AGENTS_RUN_CONNECT_TIMEOUT)"
-        )
-
-    def _transaction(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``body`` in a write transaction, committed where it returns."""
-        connection = self._opened()
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise self._unavailable(error) from None
-        try:
-            result = body(connection)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
-            connection.execute("ROLLBACK")
-            raise self._unavailable(error) from None
-        return result
-
-    def _read(self, query: str, parameters: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        try:
-            return self._opened().execute(query, parameters).fetchall()
-        except sqlite3.OperationalError as error:
-            raise self._unavailable(error) from None
 
     # --- the port ---------------------------------------------------------------------------
 
@@ -504,11 +396,6 @@ class SqliteRunStore:
         self._closed = True
         self._thread.shutdown(wait=False)
 
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
 
 def _release(connection: sqlite3.Connection, token: str) -> None:
     connection.execute(
@@ -516,14 +403,6 @@ def _release(connection: sqlite3.Connection, token: str) -> None:
         " WHERE claimed_by = ? AND published_at IS NULL",
         (token,),
     )
-
-
-def _add_missing_columns(connection: sqlite3.Connection) -> None:
-    present = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
-    for name, definition in _ADDED_RUN_COLUMNS:
-        if name not in present:
-            connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
-    connection.execute(_LEASE_INDEX)
 
 
 def _check_exists(connection: sqlite3.Connection, run_id: str) -> None:
