@@ -23,6 +23,7 @@ import gc
 import os
 import time
 import uuid
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +116,7 @@ async def measure(infra: Infra, load: Load) -> None:
     print(f"  buffers dropped by streams that fell behind: {bus.subscriber.fell_behind}")
 
 
-async def work_until_streamed(streams: list[asyncio.Task[None]], loops: int) -> None:
+async def work_until_streamed(streams: Sequence[Awaitable[object]], loops: int) -> None:
     draining, stop = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(
         serve_worker(draining=draining, stop=stop, concurrency=loops, idle_poll=0.05)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from bullmq import Queue
+from redis.asyncio import Redis
 
 from agents_run import (
     Infra,
@@ -162,6 +163,24 @@ async def test_completing_a_job_that_another_worker_took_over_leaves_it_to_that_
     taken_over = await checker.take_next()
     assert taken_over is not None
     assert taken_over.attempt == 2
+
+
+async def test_completing_a_job_that_redis_lost_logs_one_line_not_a_traceback(
+    new_queue: QueueFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = new_queue()
+    await queue.enqueue("run-1")
+    job = await queue.take_next()
+    assert job is not None
+    client = Redis.from_url(redis_url())
+    try:  # what a Redis restart without persistence does to the job's hash
+        assert await client.delete(f"{queue.key_prefix}:{queue.name}:run-1") == 1
+    finally:
+        await client.aclose()
+    await queue.complete(job)  # logged, not raised
+    lost = [r for r in caplog.records if "no longer held by this worker" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in lost] == [("WARNING", None)]
+    assert "Missing key for job" in lost[0].getMessage()
 
 
 async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFactory) -> None:

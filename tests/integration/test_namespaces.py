@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -67,3 +68,27 @@ async def test_an_sqlite_namespace_is_a_file_that_goes_away(tmp_path: Path) -> N
     assert (tmp_path / "runs-t_a.db").exists()
     await remove_namespace(config)
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_removing_prefix_a_leaves_the_keys_of_prefix_a_colon_b() -> None:
+    services = read_config({"AGENTS_RUN_BUS_URL": redis_url(), "AGENTS_RUN_QUEUE_URL": redis_url()})
+    outer = f"t_ns_{uuid.uuid4().hex[:12]}"
+    configs = {prefix: replace(services, key_prefix=prefix) for prefix in (outer, f"{outer}:b")}
+    runs = {}
+    for prefix, config in configs.items():
+        infra = build_infra(config)
+        try:
+            with use_infra(infra):
+                runs[prefix] = await start_run("echo", {"text": "a"})  # a job waits in Redis
+        finally:
+            await infra.aclose()
+    client = redis.Redis.from_url(redis_url())
+    try:
+        inner_keys = sorted(client.scan_iter(match=f"{outer}:b:*"))
+        assert inner_keys, "prefix a:b has queue keys of its own"
+        await remove_namespace(configs[outer])
+        assert sorted(client.scan_iter(match=f"{outer}:*")) == inner_keys
+        await remove_namespace(configs[f"{outer}:b"])
+        assert list(client.scan_iter(match=f"{outer}:*")) == []
+    finally:
+        client.close()

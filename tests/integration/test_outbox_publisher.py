@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 
@@ -105,6 +107,53 @@ async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
     monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
     assert await publish_pending_outbox_events_once(stop=stop) == 2
     assert await infra.store.count_pending_outbox() == 3
+
+
+class _Killed(BaseException):
+    """The publisher process dying: nothing it had not written yet reaches the store."""
+
+
+@leaves_work_on_purpose
+async def test_a_publisher_killed_mid_batch_again_and_again_still_makes_progress(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for _ in range(40):  # 40 runs x 3 rows = 120 pending rows, one batch
+        await start_run("echo", {"text": "a"})
+        await run_worker_once()
+    assert await infra.store.count_pending_outbox() == 120
+    bus_publish_batch, claim_outbox = infra.bus.publish_batch, infra.store.claim_outbox
+    alive = {"publishes_left": 0}
+
+    async def publish_batch(events: Sequence[RunEvent]) -> None:
+        reached = list(events)[: alive["publishes_left"]]  # killed mid-pipeline: a part went out
+        alive["publishes_left"] -= len(reached)
+        await bus_publish_batch(reached)
+        if len(reached) < len(events):
+            raise _Killed
+
+    @contextlib.asynccontextmanager
+    async def claim(**kwargs: Any) -> AsyncIterator[Any]:
+        async with claim_outbox(**kwargs) as held:
+            mark = held.mark_published
+
+            async def mark_unless_dead(rows: Any) -> None:
+                if alive["publishes_left"] > 0:  # a dead process writes nothing more
+                    await mark(rows)
+
+            monkeypatch.setattr(held, "mark_published", mark_unless_dead)
+            yield held
+
+    monkeypatch.setattr(infra.bus, "publish_batch", publish_batch)
+    monkeypatch.setattr(infra.store, "claim_outbox", claim)
+    restarts = 0
+    while await infra.store.count_pending_outbox() and restarts < 30:
+        restarts += 1
+        alive["publishes_left"] = 20  # killed after 20 publishes, every time
+        with contextlib.suppress(_Killed):
+            await publish_pending_outbox_events_once()
+    # At least 15 of every 20 published rows are marked before the kill: 8 restarts, not never.
+    assert await infra.store.count_pending_outbox() == 0
+    assert restarts <= 8
 
 
 async def test_the_retention_job_asks_the_store_for_rows_past_the_infra_s_retention(

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from agents_run import InfraUnavailable, RunEvent
+from agents_run.adapters.bullmq_queue import BullMQQueue
 from agents_run.adapters.redis_bus import RedisEventBus, channel_name
+from agents_run.ports import QueueCounts
 from tests.services import (
     count_redis_connections,
     delete_redis_keys,
@@ -229,3 +231,29 @@ async def test_a_connection_that_goes_silent_is_pinged_then_replaced(
         finally:
             await bus.aclose()
             await delete_redis_keys(url, prefix)
+
+
+async def test_two_prefixes_never_see_each_others_runs() -> None:
+    url = redis_url()
+    outer = unique_prefix("bus")
+    buses = [RedisEventBus(url, key_prefix=p, connect_timeout=2.0) for p in (outer, f"{outer}:b")]
+    queues = [BullMQQueue(url, key_prefix=p, connect_timeout=2.0) for p in (outer, f"{outer}:b")]
+    try:
+        watching = await buses[0].subscribe("run-1")
+        inner_watching = await buses[1].subscribe("run-1")
+        await buses[1].publish(step(1))
+        await queues[1].enqueue("run-1")
+        assert await inner_watching.next_event(timeout=WAIT) == step(1)  # it did go out
+        assert await watching.next_event(timeout=0.2) is None  # not to the other prefix
+        assert await queues[0].counts() == QueueCounts(waiting=0, active=0)
+        assert await queues[0].take_next() is None
+        assert await queues[1].counts() == QueueCounts(waiting=1, active=0)
+        await watching.aclose()
+        await inner_watching.aclose()
+    finally:
+        for bus in buses:
+            await bus.aclose()
+        for queue in queues:
+            await queue.aclose()
+        await delete_redis_keys(url, outer)
+        await delete_redis_keys(url, f"{outer}:b")

@@ -131,6 +131,24 @@ async def test_events_the_bus_never_carried_are_found_by_polling_the_store(
 
 
 @leaves_work_on_purpose
+async def test_a_stale_event_republished_often_does_not_postpone_the_store_read(
+    infra: Infra,
+) -> None:
+    # The bus carries only seq 1, again and again, faster than poll_interval; seqs 2 and 3 are
+    # only in the store. Each stale message used to restart the silence timer, starving the stream.
+    run_id = await start_run("echo", {"text": "a"})
+    stream = asyncio.create_task(collect(stream_run(run_id, poll_interval=0.05)))
+    await until_subscribed(infra)
+    await run_worker_once()  # appended, never published
+    first = (await infra.store.read_events(run_id))[0]
+    for _ in range(20):  # at least 0.2 s of republishing: four poll intervals
+        await infra.bus.publish(first)
+        await asyncio.sleep(0.01)
+    assert stream.done(), "the stream never read the store while a stale event kept arriving"
+    assert await stream == [(1, "RunStarted"), (2, "RunStep"), (3, "RunFinished")]
+
+
+@leaves_work_on_purpose
 async def test_a_stream_with_no_progress_raises_after_its_idle_timeout(infra: Infra) -> None:
     run_id = await start_run("echo", {"text": "a"})
     with pytest.raises(StreamIdleTimeout, match=f"run '{run_id}': no event after seq 0"):

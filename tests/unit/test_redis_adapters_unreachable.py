@@ -78,3 +78,22 @@ async def test_a_run_id_that_bullmq_cannot_use_as_a_job_id_is_refused(unreachabl
     with pytest.raises(ValueError, match="not active"):
         await queue.complete(Job(run_id="run-1"))
     await queue.aclose()
+
+
+async def test_the_password_shows_in_no_repr_error_or_log_line(
+    unreachable_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    bus = RedisEventBus(unreachable_url, key_prefix="unit", connect_timeout=0.5)
+    queue = BullMQQueue(unreachable_url, key_prefix="unit", connect_timeout=0.5)
+    shown = [repr(bus), repr(queue)]
+    for call in (bus.publish(RunEvent("run-1", 1, "RunStarted")), queue.enqueue("run-1")):
+        with pytest.raises(InfraUnavailable) as raised:
+            async with asyncio.timeout(NO_HANG):
+                await call
+        shown += [str(raised.value), repr(raised.value)]
+    await bus.aclose()
+    await queue.aclose()
+    shown += [record.getMessage() for record in caplog.records]
+    assert all("s3cret" not in text for text in shown)
+    assert "127.0.0.1" in shown[2]  # the server is still named

@@ -38,7 +38,12 @@ KEEP_COMPLETED_SECONDS = 24 * 3600
 KEEP_FAILED_SECONDS = 7 * 24 * 3600
 # Error codes of BullMQ's finishing script that mean "no longer ours": the lock expired and the
 # job went back to wait (or to another worker). See bullmq.scripts.Scripts.finishedErrors.
-_LOST_JOB_MESSAGES = ("Missing lock for job", "Lock mismatch for job", "is not in the active state")
+_LOST_JOB_MESSAGES = (
+    "Missing key for job",  # Redis lost the job (a restart without persistence, a FLUSHDB)
+    "Missing lock for job",
+    "Lock mismatch for job",
+    "is not in the active state",
+)
 # Job states (Queue.getJobState) in which nobody will ever take the job again. Any other state,
 # including one a later BullMQ may add, counts as live: a run is never ended under a live job.
 _DEAD_JOB_STATES = frozenset({"completed", "failed", "unknown"})

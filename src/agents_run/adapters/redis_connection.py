@@ -3,6 +3,7 @@ error that says a server did not answer."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -56,10 +57,21 @@ async def delete_keys(url: str, prefix: str, *, connect_timeout: float) -> int:
     try:
         async with reporting_unavailable(url, f"deleting the keys of {prefix}"):
             async for key in client.scan_iter(match=f"{prefix}:*", count=500):
-                deleted += await client.delete(key)
+                if _owner(key) in (None, prefix):  # not another prefix's, such as prefix:b's
+                    deleted += await client.delete(key)
     finally:
         await client.aclose()
     return deleted
+
+
+# A BullMQ key is ``{prefix}:{prefix}-runs:...`` (see bullmq_queue): this finds its prefix.
+_BULLMQ_KEY = re.compile(rb"^(?P<prefix>.+):(?P=prefix)-runs:")
+
+
+def _owner(key: bytes) -> str | None:
+    """The key prefix a BullMQ key belongs to; None for a key of another shape."""
+    found = _BULLMQ_KEY.match(key)
+    return found["prefix"].decode() if found else None
 
 
 def unavailable(url: str, doing: str, error: BaseException) -> InfraUnavailable:

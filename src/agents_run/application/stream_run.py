@@ -71,9 +71,13 @@ async def _stream(
                     return
             if run.status.is_terminal:
                 return  # from_seq lies past the end of a finished run
-            # Live: take events straight from the bus while they arrive in order.
+            # Live: take events straight from the bus while they arrive in order. Only progress
+            # (the next seq) postpones the store re-read: a stale or duplicate message arriving
+            # every so often must not starve the stream of what the bus dropped.
+            reread_at = time.monotonic() + poll_interval
             while True:
-                live = await subscription.next_event(timeout=poll_interval)
+                wait = reread_at - time.monotonic()
+                live = await subscription.next_event(timeout=wait) if wait > 0 else None
                 if live is None:
                     if time.monotonic() - last_progress > idle_timeout:
                         raise StreamIdleTimeout(
@@ -89,6 +93,7 @@ async def _stream(
                 yield live
                 next_seq += 1
                 last_progress = time.monotonic()
+                reread_at = last_progress + poll_interval
                 if live.is_terminal:
                     return
     finally:
