@@ -31,11 +31,9 @@ from agents_run.config import (
     remove_namespace,
 )
 from agents_run.domain.json_data import JsonObject
+from benchmarks.measure import POSTGRES_URL, REDIS_URL
 
-REDIS = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
-POSTGRES = (
-    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-)
+REDIS, POSTGRES = REDIS_URL, POSTGRES_URL  # the servers every benchmark uses
 DEADLINE = 30.0
 
 

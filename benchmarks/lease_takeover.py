@@ -34,11 +34,9 @@ from agents_run.config import (
     read_config,
     remove_namespace,
 )
+from benchmarks.measure import POSTGRES_URL, REDIS_URL
 
-REDIS = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
-POSTGRES = (
-    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-)
+REDIS, POSTGRES = REDIS_URL, POSTGRES_URL  # the servers every benchmark uses
 ROUND_DEADLINE = 60.0
 AGENTS = "benchmarks.takeover_agents"
 

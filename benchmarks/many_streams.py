@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
@@ -33,11 +32,9 @@ from agents_run import Infra, RunEvent, start_run, stream_run, use_infra
 from agents_run.adapters.redis_bus import RedisEventBus
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.config import build_infra, create_namespace, isolated, read_config, remove_namespace
+from benchmarks.measure import POSTGRES_URL, REDIS_URL
 
-REDIS = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
-POSTGRES = (
-    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-)
+REDIS, POSTGRES = REDIS_URL, POSTGRES_URL  # the servers every benchmark uses
 
 
 def resident_kib() -> int:

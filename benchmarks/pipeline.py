@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import uuid
@@ -29,11 +28,9 @@ from agents_run import (
     use_infra,
 )
 from agents_run.config import build_infra, create_namespace, isolated, read_config, remove_namespace
+from benchmarks.measure import POSTGRES_URL, REDIS_URL
 
-REDIS = os.environ.get("AGENTS_RUN_TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
-POSTGRES = (
-    os.environ.get("AGENTS_RUN_TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/test"
-)
+REDIS, POSTGRES = REDIS_URL, POSTGRES_URL  # the servers every benchmark uses
 SQLITE = f"sqlite://{tempfile.gettempdir()}/agents-run-benchmark.db"
 
 # name -> the configuration, as an operator would write it.
