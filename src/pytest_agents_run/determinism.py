@@ -11,14 +11,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
 from pytest_agents_run.divergence import rerun_command, trace_divergence
-from pytest_agents_run.recording import TraceEntry
 from pytest_agents_run.tracefiles import repeat_trace_file
 from pytest_agents_run.wording import counted
+
+if TYPE_CHECKING:
+    from pytest_agents_run.recording import TraceEntry
 
 RECORD_PROPERTY = "agents_run_determinism"
 # pytest-repeat's parametrised fixture; its value is the 0-based repeat index.
@@ -33,7 +35,14 @@ class RepeatRecord:
     repeat: int  # 1-based
     of: int
     outcome: str
-    trace: list[TraceEntry]
+    # The normalised trace as JSON text (``trace_json``): repeats that did the same compare as
+    # equal strings, and the list is parsed only where they differ.
+    trace_text: str
+
+    @property
+    def trace(self) -> list[TraceEntry]:
+        parsed: list[TraceEntry] = json.loads(self.trace_text)
+        return parsed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +50,7 @@ class RepeatRecord:
             "repeat": self.repeat,
             "of": self.of,
             "outcome": self.outcome,
-            "trace": self.trace,
+            "trace_text": self.trace_text,
         }
 
     @classmethod
@@ -92,16 +101,16 @@ def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
     return "passed"
 
 
-def as_json(entries: list[TraceEntry]) -> list[TraceEntry]:
-    """A JSON copy, so that a trace compares the same in one process and across xdist workers."""
+def trace_json(entries: list[TraceEntry]) -> str:
+    """The trace as JSON text, so that it compares the same in one process and across xdist
+    workers (and crosses to the controller as one string)."""
     try:
-        copied: list[TraceEntry] = json.loads(json.dumps(entries))
+        return json.dumps(entries, ensure_ascii=False)
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"agents-run: a trace entry is not JSON ({error}); a "
             "pytest_agents_run_normalize_trace_entry implementation must keep entries JSON"
         ) from None
-    return copied
 
 
 def divergence(
@@ -109,6 +118,8 @@ def divergence(
 ) -> str | None:
     """A report of how ``other`` differs from ``reference``, or None where they agree;
     ``footer`` lines (how to rerun the test, where the traces are) end it."""
+    if other.outcome == reference.outcome and other.trace_text == reference.trace_text:
+        return None  # the common case; texts that differ may still hold equal traces (1, 1.0)
     lines = []
     if other.outcome != reference.outcome:
         lines.append(

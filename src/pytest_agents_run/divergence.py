@@ -13,11 +13,13 @@ import json
 import shlex
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_agents_run.recording import TraceEntry
+if TYPE_CHECKING:
+    from pytest_agents_run.recording import TraceEntry
+
 
 WIDTH = 100  # no report line is longer
 _WINDOW = 24  # characters shown on each side of the first differing character of a long string

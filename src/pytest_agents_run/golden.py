@@ -15,15 +15,17 @@ import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from agents_run import Infra
 from pytest_agents_run.divergence import rerun_command, trace_divergence
-from pytest_agents_run.recording import TraceEntry
 from pytest_agents_run.tracefiles import dump_traces, golden_file
 from pytest_agents_run.wording import counted
+
+if TYPE_CHECKING:
+    from agents_run import Infra
+    from pytest_agents_run.recording import TraceEntry
 
 FIXTURE = "golden_trace"
 GOLDEN_PROPERTY = "agents_run_golden"
@@ -143,7 +145,7 @@ def load_golden(path: Path) -> dict[str, list[TraceEntry]]:
         raise ValueError(
             f"{path} is not an object of traces by test; record it again with {UPDATE_OPTION}"
         )
-    return cast(dict[str, list[TraceEntry]], stored)
+    return cast("dict[str, list[TraceEntry]]", stored)
 
 
 def _shown(config: pytest.Config, path: Path) -> str:

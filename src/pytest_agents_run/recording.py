@@ -236,7 +236,10 @@ class RecordingPort:
         if name.startswith("_recording") or name == "__wrapped__":
             raise AttributeError(name)  # not set yet (copy, pickle): no endless recursion
         if name in port_methods(self._recording_port):
-            return self._port_call(name)
+            call = self._port_call(name)
+            # Found directly from now on; never a name the class defines (that would shadow it).
+            self.__dict__[name] = call
+            return call
         return getattr(self.__wrapped__, name)
 
     def _port_call(self, name: str) -> Any:
@@ -274,7 +277,7 @@ class RecordingPort:
                 return await target(*args, **kwargs)
 
             return read
-        bind_arguments = _argument_binder(inspect.signature(declared))
+        bind_arguments = _port_argument_binder(self._recording_port, name)
         trace = self._recording_trace
 
         async def effect(*args: Any, **kwargs: Any) -> Any:
@@ -310,9 +313,15 @@ class RecordingPort:
         return f"<recording {self.__wrapped__!r}>"
 
 
-def _argument_binder(
-    signature: inspect.Signature,
-) -> Callable[[tuple[Any, ...], dict[str, Any]], Arguments]:
+ArgumentBinder = Callable[[tuple[Any, ...], dict[str, Any]], Arguments]
+
+
+@functools.cache  # one per port method, not one per test
+def _port_argument_binder(port: type, name: str) -> ArgumentBinder:
+    return _argument_binder(inspect.signature(getattr(port, name)))
+
+
+def _argument_binder(signature: inspect.Signature) -> ArgumentBinder:
     """The call's arguments by parameter name, defaults included (``self`` left out): what
     ``Signature.bind`` and ``apply_defaults`` give, at a fraction of their cost on the common
     call; an unusual or wrong call goes through them, which raise the usual TypeError."""
