@@ -113,11 +113,8 @@ def trace_json(entries: list[TraceEntry]) -> str:
         ) from None
 
 
-def divergence(
-    reference: RepeatRecord, other: RepeatRecord, *, footer: Sequence[str] = ()
-) -> str | None:
-    """A report of how ``other`` differs from ``reference``, or None where they agree;
-    ``footer`` lines (how to rerun the test, where the traces are) end it."""
+def divergence(reference: RepeatRecord, other: RepeatRecord) -> str | None:
+    """A report of how ``other`` differs from ``reference``, or None where they agree."""
     if other.outcome == reference.outcome and other.trace_text == reference.trace_text:
         return None  # the common case; texts that differ may still hold equal traces (1, 1.0)
     lines = []
@@ -135,7 +132,7 @@ def divergence(
         f"non-deterministic: repeat {other.repeat} of {other.of} differs from repeat "
         f"{reference.repeat} of {reference.test}"
     )
-    return "\n".join([header, *lines, *footer])
+    return "\n".join([header, *lines])
 
 
 @dataclass
@@ -180,6 +177,9 @@ class DeterminismChecker:
         reference.still_to_come -= 1
         if reference.still_to_come == 0:
             del self._references[record.test]
+        message = divergence(reference.record, record)
+        if message is None:
+            return
         footer = [rerun_command(self.config, record.test, repeats=record.of)]
         if self.trace_dir is not None:
             files = [
@@ -187,9 +187,7 @@ class DeterminismChecker:
                 for kept in (reference.record, record)
             ]
             footer.append("traces: " + " ".join(str(file) for file in files))
-        message = divergence(reference.record, record, footer=footer)
-        if message is None:
-            return
+        message = "\n".join([message, *footer])
         self.divergences += 1
         if report.failed:  # teardown failed already: keep its error, add ours beside it
             report.sections.append(("agents-run determinism", message))

@@ -158,7 +158,7 @@ def _shown(config: pytest.Config, path: Path) -> str:
 @dataclass(eq=False)  # a plugin must stay hashable
 class GoldenTraces:
     """Finds the sections no test uses any more (where tests are collected), and on the
-    controller collects what --agents-run-update-traces records and writes the files."""
+    controller writes the files with what --agents-run-update-traces recorded (GoldenRecorder)."""
 
     config: pytest.Config
     test_of: Any  # Callable[[pytest.Item], str]: the node id without a repeat's own id
@@ -194,18 +194,6 @@ class GoldenTraces:
                 continue  # reported by the tests that use it
             if unused:
                 self.stale[str(path)] = unused
-
-    @pytest.hookimpl(wrapper=True)  # around: the record is taken out before others see it
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
-        if self._controller and report.when == "teardown":
-            for position, (name, value) in enumerate(report.user_properties):
-                if name == GOLDEN_PROPERTY:
-                    del report.user_properties[position]
-                    record = cast(dict[str, Any], value)
-                    sections = self.recorded.setdefault(str(record["file"]), {})
-                    sections.setdefault(str(record["test"]), record["trace"])
-                    break
-        return (yield)
 
     def merge_stale(self, found: dict[str, list[str]]) -> None:
         for path, sections in found.items():
@@ -250,6 +238,26 @@ class GoldenTraces:
             for path in sorted(self.stale):
                 shown = _shown(self.config, Path(path))
                 terminalreporter.write_line(f"  {shown}: {', '.join(sorted(self.stale[path]))}")
+
+
+@dataclass(eq=False)
+class GoldenRecorder:
+    """On the controller under --agents-run-update-traces: takes the traces the reports carry
+    (registered only then, so that no other run pays for a look at every report)."""
+
+    golden: GoldenTraces
+
+    @pytest.hookimpl(wrapper=True)  # around: the record is taken out before others see it
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        if report.when == "teardown":
+            for position, (name, value) in enumerate(report.user_properties):
+                if name == GOLDEN_PROPERTY:
+                    del report.user_properties[position]
+                    record = cast(dict[str, Any], value)
+                    sections = self.golden.recorded.setdefault(str(record["file"]), {})
+                    sections.setdefault(str(record["test"]), record["trace"])
+                    break
+        return (yield)
 
 
 @dataclass(eq=False)

@@ -136,6 +136,8 @@ def pytest_configure(config: pytest.Config) -> None:
     traces = golden.GoldenTraces(config, lambda item: _test_of(item, settings.repeats))
     config.pluginmanager.register(traces, "agents-run-golden")
     if not hasattr(config, "workerinput"):  # an xdist worker only records; the controller compares
+        if config.getoption("agents_run_update_traces"):
+            config.pluginmanager.register(golden.GoldenRecorder(traces), "agents-run-golden-update")
         checker = DeterminismChecker(config, golden.trace_dir(config))
         config.pluginmanager.register(checker, "agents-run-determinism")
         if config.pluginmanager.has_plugin("xdist"):

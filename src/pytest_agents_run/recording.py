@@ -258,8 +258,7 @@ class RecordingPort:
     def _wrap(self, name: str, kind: Effect | Read) -> Any:
         target = getattr(self.__wrapped__, name)
         bind = self._recording_bind
-        declared = getattr(self._recording_port, name)
-        if not inspect.iscoroutinefunction(declared):
+        if not _is_coroutine_method(self._recording_port, name):
             if isinstance(kind, Effect):
                 raise TypeError(f"{name} is not a coroutine: only reads can be plain methods")
 
@@ -311,6 +310,11 @@ class RecordingPort:
 
     def __repr__(self) -> str:
         return f"<recording {self.__wrapped__!r}>"
+
+
+@functools.cache  # one look per port method, not one per test
+def _is_coroutine_method(port: type, name: str) -> bool:
+    return inspect.iscoroutinefunction(getattr(port, name))
 
 
 ArgumentBinder = Callable[[tuple[Any, ...], dict[str, Any]], Arguments]
@@ -401,12 +405,15 @@ async def _entered_on_the_loop(
 def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
     """``infra`` with its three ports recorded into ``trace``; ids and clock are shared.
     ``bind`` is awaited before every port call."""
-    return dataclasses.replace(
-        infra,
-        bus=cast(EventBusPort, RecordingEventBus(infra.bus, trace, bind)),
-        queue=cast(QueuePort, RecordingPort(infra.queue, QueuePort, trace, bind)),
-        store=cast(RunStorePort, RecordingPort(infra.store, RunStorePort, trace, bind)),
-    )
+    # What dataclasses.replace gives, without checking again the fields that ``infra`` checked.
+    recorded = copy.copy(infra)
+    for name, port in (
+        ("bus", RecordingEventBus(infra.bus, trace, bind)),
+        ("queue", RecordingPort(infra.queue, QueuePort, trace, bind)),
+        ("store", RecordingPort(infra.store, RunStorePort, trace, bind)),
+    ):
+        object.__setattr__(recorded, name, port)
+    return recorded
 
 
 def open_subscription_run_ids(infra: Infra) -> list[str]:
