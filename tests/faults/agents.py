@@ -1,0 +1,29 @@
+"""Agents of the fault tests, for their worker processes (`--agents tests.faults.agents`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+from agents_run import RunContext, register_agent
+from agents_run.domain.json_data import JsonObject
+
+
+def _execute_step(log: str, run_id: str, index: int) -> JsonObject:
+    """The step's side effect: one line per execution in ``log`` (O_APPEND: safe across
+    processes), so a test can count how many times each recorded step really ran."""
+    with open(log, "a", encoding="utf-8") as executions:
+        executions.write(f"{run_id} {index} {os.getpid()}\n")
+    return {"index": index, "pid": os.getpid()}
+
+
+@register_agent("counted-steps")
+async def counted_steps(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+    """``steps`` recorded steps, each logged to ``log`` when it executes; yields what the step
+    recorded (so a replay yields the same) and pauses ``pause`` seconds after each."""
+    pause = float(input.get("pause", 0.05))
+    for index in range(int(input["steps"])):
+        done = await ctx.step(f"step {index}", _execute_step, str(input["log"]), ctx.run_id, index)
+        yield {"step": index, "pid": done["pid"]}
+        await asyncio.sleep(pause)
