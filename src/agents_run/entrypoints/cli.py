@@ -46,7 +46,7 @@ async def _start(args: argparse.Namespace) -> int:
     try:
         run_input = json.loads(args.input)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"agents-run start: --input is not JSON: {error}") from None
+        raise InvalidArgument(f"--input is not JSON: {error}") from None  # exit status 2
     print(await start_run(args.agent, run_input))
     return 0
 
