@@ -26,6 +26,15 @@ class KnownRun:
     attempt: int
 
 
+def _as_is(text: str) -> str:
+    return text
+
+
+def as_jsonb(text: str) -> Jsonb:
+    """A parameter for a ``jsonb`` column, from JSON text serialised (and measured) already."""
+    return Jsonb(text, dumps=_as_is)
+
+
 def append_parameters(
     known: KnownRun, appended: NextRunEvent, at: datetime, channel: str
 ) -> dict[str, Any]:
@@ -35,7 +44,7 @@ def append_parameters(
         "run_id": event.run_id,
         "seq": event.seq,
         "type": event.type,
-        "data": Jsonb(event.data),
+        "data": as_jsonb(appended.data_json),
         "status": appended.status.value,
         "at": at,
         "channel": channel,

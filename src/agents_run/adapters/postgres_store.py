@@ -31,7 +31,6 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
@@ -41,6 +40,7 @@ from agents_run.adapters.postgres_statements import (
     KnownRun,
     Statements,
     append_parameters,
+    as_jsonb,
 )
 from agents_run.adapters.sql_rows import (
     LIVE_STATUSES,
@@ -53,8 +53,14 @@ from agents_run.adapters.sql_rows import (
 )
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import NextRunEvent, Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded, step_result_json
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    check_payload_limit,
+    ensure_json_object,
+    json_text,
+)
 from agents_run.errors import (
     AgentsRunError,
     InvalidArgument,
@@ -93,6 +99,7 @@ class PostgresRunStore(PostgresConnections):
         schema: str = DEFAULT_SCHEMA,
         connect_timeout: float = 5.0,
         max_connections: int = 10,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if not url.lower().startswith(("postgresql://", "postgres://")):
             # Only URLs: their password is found and redacted; a conninfo string's would not be.
@@ -108,6 +115,7 @@ class PostgresRunStore(PostgresConnections):
         require_seconds(connect_timeout, "connect_timeout", positive=True)
         require_positive_int(max_connections, "max_connections")
         self.schema = schema
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         # Shown in pg_stat_activity, so operators see which deployment holds connections.
         self.application_name = f"agents-run:{schema}"
         self._url = url
@@ -150,7 +158,11 @@ class PostgresRunStore(PostgresConnections):
 
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
-        values = run_values(run, dump_json=Jsonb, dump_time=lambda when: when)
+        limit = self.max_payload_bytes
+        values = run_values(
+            run, dump_json=lambda value: as_jsonb(json_text(value, "run input", limit)),
+            dump_time=lambda when: when,
+        )  # fmt: skip
         try:
             async with self._connection() as connection:
                 await connection.execute(self._statements.create_run, values)
@@ -183,6 +195,7 @@ class PostgresRunStore(PostgresConnections):
             return next_run_event(
                 run_id, known.status, known.last_seq, type, data,
                 expected_status=expected_status, current_attempt=known.attempt, attempt=attempt,
+                max_payload_bytes=self.max_payload_bytes,
             )  # fmt: skip
 
         known = self._known_runs.get(run_id)
@@ -302,7 +315,11 @@ class PostgresRunStore(PostgresConnections):
                 run_from_row(row), record, await taken.fetchone() is not None
             )
             await connection.execute(
-                self._statements.record_step, step_values(record, dump_json=Jsonb)
+                self._statements.record_step,
+                step_values(
+                    record,
+                    dump_json=lambda _: as_jsonb(step_result_json(record, self.max_payload_bytes)),
+                ),
             )
 
     async def read_steps(self, run_id: str) -> list[StepRecord]:

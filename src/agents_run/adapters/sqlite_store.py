@@ -43,8 +43,14 @@ from agents_run.adapters.sql_rows import (
 from agents_run.adapters.sqlite_connections import SqliteConnections
 from agents_run.arguments import require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.journal import StepRecord, check_step_can_be_recorded, step_result_json
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    check_payload_limit,
+    ensure_json_object,
+    json_text,
+)
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
 
@@ -63,10 +69,6 @@ _LAPSED_LEASES = (
     f"SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running'"
     " AND julianday(lease_until) <= julianday(?) ORDER BY julianday(lease_until), id LIMIT ?"
 )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass
@@ -91,6 +93,7 @@ class SqliteRunStore(SqliteConnections):
         claim_lease: float = 60.0,
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if not str(path) or str(path) == ":memory:":
             raise InvalidArgument(
@@ -101,6 +104,7 @@ class SqliteRunStore(SqliteConnections):
         require_seconds(claim_lease, "claim_lease", positive=True)
         require_seconds(poll_interval, "poll_interval", positive=True)
         self.path = Path(path)
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         self._busy_timeout = busy_timeout
         self._claim_lease = claim_lease
         self._poll_interval = poll_interval
@@ -122,7 +126,11 @@ class SqliteRunStore(SqliteConnections):
 
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
-        values = run_values(run, dump_json=_dumps, dump_time=datetime.isoformat)
+        limit = self.max_payload_bytes
+        values = run_values(
+            run, dump_json=lambda value: json_text(value, "run input", limit),
+            dump_time=datetime.isoformat,
+        )  # fmt: skip
 
         def insert(connection: sqlite3.Connection) -> None:
             try:
@@ -168,11 +176,12 @@ class SqliteRunStore(SqliteConnections):
                 expected_status=expected_status,
                 current_attempt=row[2],
                 attempt=attempt,
+                max_payload_bytes=self.max_payload_bytes,
             )
             event = appended.event
             connection.execute(
                 "INSERT INTO events (run_id, seq, type, data) VALUES (?, ?, ?, ?)",
-                (run_id, event.seq, event.type, _dumps(event.data)),
+                (run_id, event.seq, event.type, appended.data_json),
             )
             connection.execute(
                 "INSERT INTO outbox (run_id, seq) VALUES (?, ?)", (run_id, event.seq)
@@ -249,7 +258,9 @@ class SqliteRunStore(SqliteConnections):
             check_step_can_be_recorded(_run(rows[0]), record, taken is not None)
             connection.execute(
                 f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                step_values(record, dump_json=_dumps),
+                step_values(
+                    record, dump_json=lambda _: step_result_json(record, self.max_payload_bytes)
+                ),
             )
 
         await self._call(self._transaction, insert)
