@@ -289,6 +289,7 @@ class InMemoryRunStore:
             current_attempt=run.attempt,
             attempt=attempt,
             max_payload_bytes=self.max_payload_bytes,
+            cancel_requested=run.cancel_requested,
         )
         event = appended.event
         stored.events.append(event)

@@ -24,6 +24,7 @@ class KnownRun:
     status: RunStatus
     last_seq: int
     attempt: int
+    cancel_requested: bool = False
 
 
 def _as_is(text: str) -> str:
@@ -51,6 +52,7 @@ def append_parameters(
         "was_status": known.status.value,
         "was_seq": known.last_seq,
         "was_attempt": known.attempt,
+        "was_cancel_requested": known.cancel_requested,
     }
 
 
@@ -135,7 +137,10 @@ class Statements:
             ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
         )
         self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
-        self.lock_run = q("SELECT status, last_seq, attempt FROM {s}.runs WHERE id = %s FOR UPDATE")
+        self.lock_run = q(
+            "SELECT status, last_seq, attempt, cancel_requested FROM {s}.runs WHERE id = %s"
+            " FOR UPDATE"
+        )
         # The row lock of the UPDATE makes taking a lease atomic across processes.
         self.acquire_lease = q(
             "UPDATE {s}.runs SET attempt = attempt + 1, lease_until = %(until)s"
@@ -151,14 +156,16 @@ class Statements:
             ' AND lease_until <= %s ORDER BY lease_until, id COLLATE "C" LIMIT %s'
         )
         # One round trip: the run changes only where it is still in the state the append's rule
-        # was checked against (the UPDATE takes its row lock and re-checks that after any wait);
+        # was checked against, its cancel flag included (the UPDATE takes its row lock and
+        # re-checks that after any wait: a cancel committed first sends it to the locked path);
         # the event, its outbox row and the NOTIFY follow only where it did. No row: nothing
         # written. Data-modifying CTEs always run, and NOTIFY is delivered on commit.
         self.append_event = q(
             "WITH moved AS ("
             "  UPDATE {s}.runs SET status = %(status)s, last_seq = %(seq)s, updated_at = %(at)s"
             "  WHERE id = %(run_id)s AND status = %(was_status)s AND last_seq = %(was_seq)s"
-            "  AND attempt = %(was_attempt)s RETURNING id),"
+            "  AND attempt = %(was_attempt)s AND cancel_requested = %(was_cancel_requested)s"
+            "  RETURNING id),"
             " appended AS ("
             "  INSERT INTO {s}.events (run_id, seq, type, data)"
             "  SELECT id, %(seq)s, %(type)s, %(data)s FROM moved RETURNING run_id, seq),"

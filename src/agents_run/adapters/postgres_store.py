@@ -195,7 +195,7 @@ class PostgresRunStore(PostgresConnections):
             return next_run_event(
                 run_id, known.status, known.last_seq, type, data,
                 expected_status=expected_status, current_attempt=known.attempt, attempt=attempt,
-                max_payload_bytes=self.max_payload_bytes,
+                max_payload_bytes=self.max_payload_bytes, cancel_requested=known.cancel_requested,
             )  # fmt: skip
 
         known = self._known_runs.get(run_id)
@@ -214,7 +214,7 @@ class PostgresRunStore(PostgresConnections):
             row = await cursor.fetchone()
             if row is None:
                 raise RunNotFound(run_id)
-            known = KnownRun(RunStatus(row[0]), row[1], row[2])
+            known = KnownRun(RunStatus(row[0]), row[1], row[2], row[3])
             appended = next_event(known)
             await self._append_if_unchanged(connection, known, appended, at)
         return appended.event
@@ -234,7 +234,9 @@ class PostgresRunStore(PostgresConnections):
         if len(self._known_runs) >= KNOWN_RUNS_LIMIT:
             self._known_runs.clear()  # a cache, not the truth: losing it costs round trips only
         if not appended.status.is_terminal:
-            self._known_runs[event.run_id] = KnownRun(appended.status, event.seq, known.attempt)
+            self._known_runs[event.run_id] = KnownRun(
+                appended.status, event.seq, known.attempt, known.cancel_requested
+            )
         return True
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:

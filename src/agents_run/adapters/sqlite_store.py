@@ -163,7 +163,8 @@ class SqliteRunStore(SqliteConnections):
     ) -> RunEvent:
         def append(connection: sqlite3.Connection) -> RunEvent:
             row = connection.execute(
-                "SELECT status, last_seq, attempt FROM runs WHERE id = ?", (run_id,)
+                "SELECT status, last_seq, attempt, cancel_requested FROM runs WHERE id = ?",
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
@@ -177,6 +178,7 @@ class SqliteRunStore(SqliteConnections):
                 current_attempt=row[2],
                 attempt=attempt,
                 max_payload_bytes=self.max_payload_bytes,
+                cancel_requested=bool(row[3]),
             )
             event = appended.event
             connection.execute(

@@ -175,6 +175,7 @@ def next_run_event(
     current_attempt: int = 0,
     attempt: int | None = None,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    cancel_requested: bool = False,
 ) -> NextRunEvent:
     """The event appended to a run in ``status`` whose last event is ``last_seq``.
 
@@ -186,6 +187,9 @@ def next_run_event(
     lapsed and another worker took the run), raises ``StaleAttempt``, so a worker that was
     taken over can never write to the run again. Data over ``max_payload_bytes`` as JSON raises
     ``PayloadTooLarge``.
+    Cancellation: where the run's ``cancel_requested`` is set, any terminal event appended is
+    ``RunCancelled`` (data ``{}``), so that ``cancel_run`` returning True means the run ends
+    ``RunCancelled`` whatever its agent or worker did meanwhile.
     """
     if attempt is not None and attempt != current_attempt:
         raise StaleAttempt(
@@ -194,6 +198,8 @@ def next_run_event(
         )
     if expected_status is not None and status != expected_status:
         raise StaleRunState(f"run {run_id!r} is {status.value}, not {expected_status.value}")
+    if cancel_requested and type in _TERMINAL_EVENT_TYPES:
+        type, data = EventType.RUN_CANCELLED, {}
     new_status = status_after(status, type)
     what = f"data of {type} event"
     copied = json_object_copy(data, what)
