@@ -118,6 +118,14 @@ class Statements:
                 "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
                 f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
             ),
+            # Which Redis key prefix this store's deployment uses (config/deployment.py).
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.deployment ("
+                " one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),"
+                " key_prefix text NOT NULL,"
+                " token text NOT NULL,"
+                " claimed_at timestamptz NOT NULL DEFAULT now())"
+            ),
             # Added by a later version: `db init` on an older schema adds them.
             q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0"),
             q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS lease_until timestamptz"),
@@ -126,6 +134,10 @@ class Statements:
                 " (lease_until, id COLLATE \"C\") WHERE status = 'running'"
             ),
         ]
+        self.claim_deployment = q(
+            "INSERT INTO {s}.deployment (key_prefix, token) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        )
+        self.read_deployment = q("SELECT key_prefix, token FROM {s}.deployment")
         self.create_run = q(
             f"INSERT INTO {{s}}.runs ({RUN_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"

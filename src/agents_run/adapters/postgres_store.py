@@ -156,6 +156,16 @@ class PostgresRunStore(PostgresConnections):
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
 
+    async def claim_deployment(self, key_prefix: str, token: str) -> tuple[str, str]:
+        """Record ``key_prefix`` and ``token`` as this store's deployment where none is yet;
+        return the ``(key_prefix, token)`` recorded, this call's or an earlier one's."""
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(self._statements.claim_deployment, (key_prefix, token))
+            cursor = await connection.execute(self._statements.read_deployment)
+            row = await cursor.fetchone()
+        assert row is not None  # inserted, or there already
+        return row[0], row[1]
+
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
         limit = self.max_payload_bytes

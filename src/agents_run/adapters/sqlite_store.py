@@ -124,6 +124,19 @@ class SqliteRunStore(SqliteConnections):
     async def create_schema(self) -> None:
         await self._call(self._opened)
 
+    async def claim_deployment(self, key_prefix: str, token: str) -> tuple[str, str]:
+        """As ``PostgresRunStore.claim_deployment``."""
+
+        def claim(connection: sqlite3.Connection) -> tuple[str, str]:
+            connection.execute(
+                "INSERT OR IGNORE INTO deployment (one_row, key_prefix, token) VALUES (1, ?, ?)",
+                (key_prefix, token),
+            )
+            row = connection.execute("SELECT key_prefix, token FROM deployment").fetchone()
+            return row[0], row[1]
+
+        return await self._call(self._transaction, claim)
+
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
         limit = self.max_payload_bytes

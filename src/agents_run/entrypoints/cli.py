@@ -23,6 +23,7 @@ from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
 from agents_run.config import (
     LEASE_SECONDS,
     MEMORY_URL,
+    check_deployment,
     load_infra_for_serving,
     load_infra_from_config,
     read_config,
@@ -77,6 +78,7 @@ async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
     if args.lease_seconds is not None:
         set_infra(dataclasses.replace(get_infra(), lease_seconds=args.lease_seconds))
+    await check_deployment(get_infra())
     # A second signal, or the end of the grace period, stops runs at their next step.
     with shutdown_on_signals(draining, stop, grace=args.grace):
         log.info(  # once the handlers are in: whoever waits for this line may signal at once
@@ -100,6 +102,7 @@ async def _worker(args: argparse.Namespace) -> int:
 async def _publisher(args: argparse.Namespace) -> int:
     # Draining is all a publisher does: it finishes the batch in hand and returns.
     draining = asyncio.Event()
+    await check_deployment(get_infra())
     with shutdown_on_signals(draining, asyncio.Event()):
         log.info("publisher started")
         published = await serve_publisher(stop=draining)
@@ -129,6 +132,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from agents_run.http.app import create_app  # noqa: PLC0415
     from agents_run.http.serving import bearer_token_auth, default_allowed_hosts  # noqa: PLC0415
 
+    await check_deployment(get_infra())
     allowed_hosts = args.allowed_host or default_allowed_hosts(args.host)
     app = create_app(
         allowed_hosts=allowed_hosts,
