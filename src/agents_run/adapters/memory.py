@@ -16,7 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded, step_result_json
+from agents_run.domain.journal import (
+    StepRecord,
+    check_step_can_be_recorded,
+    check_step_result,
+    step_result_json,
+)
 from agents_run.domain.json_data import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     JsonObject,
@@ -362,6 +367,7 @@ class InMemoryRunStore:
         return True
 
     async def record_step(self, record: StepRecord) -> None:
+        check_step_result(record)
         stored = self._stored(record.run_id)
         check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
         step_result_json(record, self.max_payload_bytes)  # measured as the SQL stores do

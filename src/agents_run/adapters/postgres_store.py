@@ -53,7 +53,12 @@ from agents_run.adapters.sql_rows import (
 )
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import NextRunEvent, Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded, step_result_json
+from agents_run.domain.journal import (
+    StepRecord,
+    check_step_can_be_recorded,
+    check_step_result,
+    step_result_json,
+)
 from agents_run.domain.json_data import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     JsonObject,
@@ -315,24 +320,19 @@ class PostgresRunStore(PostgresConnections):
         return await self._connect()
 
     async def record_step(self, record: StepRecord) -> None:
-        async with self._connection() as connection, connection.transaction():
-            cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
+        check_step_result(record)
+        limit = self.max_payload_bytes
+        values = step_values(record, dump_json=lambda _: as_jsonb(step_result_json(record, limit)))
+        async with self._connection() as connection:  # one statement: one round trip
+            cursor = await connection.execute(
+                self._statements.record_step, (record.run_id, *values, record.attempt)
+            )
             row = await cursor.fetchone()
-            if row is None:
-                raise RunNotFound(record.run_id)
-            taken = await connection.execute(
-                self._statements.step_exists, (record.run_id, record.index)
-            )
-            check_step_can_be_recorded(
-                run_from_row(row), record, await taken.fetchone() is not None
-            )
-            await connection.execute(
-                self._statements.record_step,
-                step_values(
-                    record,
-                    dump_json=lambda _: as_jsonb(step_result_json(record, self.max_payload_bytes)),
-                ),
-            )
+        if row is None:
+            raise RunNotFound(record.run_id)
+        *run_row, recorded = row
+        if not recorded:
+            check_step_can_be_recorded(run_from_row(tuple(run_row)), record, index_taken=True)
 
     async def read_steps(self, run_id: str) -> list[StepRecord]:
         async with self._connection() as connection:
