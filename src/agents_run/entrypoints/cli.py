@@ -78,9 +78,9 @@ async def _worker(args: argparse.Namespace) -> int:
     draining, stop = asyncio.Event(), asyncio.Event()
     if args.lease_seconds is not None:
         set_infra(dataclasses.replace(get_infra(), lease_seconds=args.lease_seconds))
-    await check_deployment(get_infra())
     # A second signal, or the end of the grace period, stops runs at their next step.
     with shutdown_on_signals(draining, stop, grace=args.grace):
+        await check_deployment(get_infra())  # a signal meanwhile drains a worker not yet started
         log.info(  # once the handlers are in: whoever waits for this line may signal at once
             "worker started: concurrency %d, agents %s; lease %gs; runs with no live job end "
             "after %gs",
@@ -102,8 +102,8 @@ async def _worker(args: argparse.Namespace) -> int:
 async def _publisher(args: argparse.Namespace) -> int:
     # Draining is all a publisher does: it finishes the batch in hand and returns.
     draining = asyncio.Event()
-    await check_deployment(get_infra())
     with shutdown_on_signals(draining, asyncio.Event()):
+        await check_deployment(get_infra())
         log.info("publisher started")
         published = await serve_publisher(stop=draining)
     log.info("publisher stopped after %d event(s)", published)
