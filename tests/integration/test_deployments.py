@@ -5,6 +5,7 @@ setting to change (on the real servers, each test in namespaces of its own)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -18,15 +19,19 @@ from agents_run.config import (
     InfraConfig,
     build_infra,
     check_deployment,
-    config_env,
     create_namespace,
     isolated,
     read_config,
     remove_namespace,
 )
-from agents_run.entrypoints.cli import main
 from agents_run.errors import InfraConfigError
-from tests.services import delete_redis_keys, postgres_url, redis_url, unique_prefix
+from tests.services import (
+    delete_redis_keys,
+    postgres_url,
+    process_env,
+    redis_url,
+    unique_prefix,
+)
 
 # On the real servers whatever the mode, once: the memory pass runs them.
 pytestmark = pytest.mark.agents_run_memory_only(reason="uses the servers directly, in namespaces")
@@ -108,15 +113,27 @@ async def test_a_prefix_whose_marker_redis_lost_is_claimed_again_by_its_store(
 
 async def test_the_publisher_command_refuses_to_start_in_another_deployments_prefix(
     deploy: Deploy,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     await check_deployment((await deploy("a", "shared"))[0])
     _, intruder = await deploy("b", "shared")
-    for name, value in config_env(intruder).items():
-        monkeypatch.setenv(name, value)
-    assert await asyncio.to_thread(main, ["publisher"]) == 2  # main runs a loop of its own
-    assert "belongs to the deployment whose store is" in capsys.readouterr().err
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agents_run.entrypoints.cli",
+        "publisher",
+        env=process_env(intruder),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(60):  # it refuses at start; one that started would not end
+            _, stderr = await publisher.communicate()
+    finally:
+        if publisher.returncode is None:
+            publisher.kill()
+            await publisher.wait()
+    assert publisher.returncode == 2
+    assert "belongs to the deployment whose store is" in stderr.decode()
 
 
 async def test_memory_parts_share_nothing_and_are_not_checked(infra: Infra) -> None:
