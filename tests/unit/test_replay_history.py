@@ -21,15 +21,27 @@ from agents_run import (
     replay_history,
 )
 from agents_run.domain.json_data import JsonObject
-from tests.histories import FAILED, FINISHED, RUNNING
+from pytest_agents_run import saved_histories
+from tests.histories import FAILED, FINISHED, HISTORIES, RUNNING
 
 
-@pytest.mark.parametrize("path", [FINISHED, FAILED, RUNNING], ids=lambda path: path.stem)
-async def test_a_saved_history_replays_against_the_agent_that_recorded_it(
-    path: Path,
+# What a project's CI does over its folder of exported histories (docs/durability.md).
+@pytest.mark.parametrize("history", saved_histories(HISTORIES))
+async def test_a_saved_history_replays_against_the_agent_that_recorded_it(history: Path) -> None:
+    report = await replay_history(history)
+    assert report.complete is (history != RUNNING)
+
+
+def test_saved_histories_are_one_parameter_per_file_and_refuse_a_missing_folder(
+    tmp_path: Path,
 ) -> None:
-    report = await replay_history(path)
-    assert report.complete is (path != RUNNING)
+    assert [param.id for param in saved_histories(HISTORIES)] == [
+        "trip-planner-failed",
+        "trip-planner-finished",
+        "trip-planner-running",
+    ]
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        saved_histories(tmp_path / "missing")
 
 
 async def test_the_summary_says_what_was_reproduced() -> None:
