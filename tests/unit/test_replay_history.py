@@ -23,6 +23,7 @@ from agents_run import (
 from agents_run.domain.json_data import JsonObject
 from pytest_agents_run import saved_histories
 from tests.histories import FAILED, FINISHED, HISTORIES, RUNNING
+from tests.wire_format import HISTORY_SCHEMA, violations
 
 
 # What a project's CI does over its folder of exported histories (docs/durability.md).
@@ -30,6 +31,12 @@ from tests.histories import FAILED, FINISHED, HISTORIES, RUNNING
 async def test_a_saved_history_replays_against_the_agent_that_recorded_it(history: Path) -> None:
     report = await replay_history(history)
     assert report.complete is (history != RUNNING)
+
+
+@pytest.mark.parametrize("history", saved_histories(HISTORIES))
+def test_a_saved_history_matches_the_history_schema(history: Path) -> None:
+    assert violations(HISTORY_SCHEMA, json.loads(history.read_text())) == []
+    assert violations(HISTORY_SCHEMA, json.loads(history.read_text()) | {"version": 2})
 
 
 def test_saved_histories_are_one_parameter_per_file_and_refuse_a_missing_folder(
