@@ -4,6 +4,7 @@ first difference. A replay runs on private in-memory infra: no fixture needed.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import tests.histories.agents as trip
 from agents_run import (
     InvalidHistory,
     NondeterministicReplay,
+    ReplayTimedOut,
     RunContext,
     UnknownAgent,
     register_agent,
@@ -184,3 +186,13 @@ async def test_a_malformed_history_document_is_invalid_history(
 ) -> None:
     with pytest.raises(InvalidHistory, match=message):
         await replay_history(json.loads(FINISHED.read_text()) | edit)
+
+
+async def test_an_agent_waiting_on_what_its_record_does_not_hold_times_out() -> None:
+    @register_agent("trip-planner")
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        await asyncio.Event().wait()  # an await outside ctx: no record can answer it
+        yield {}
+
+    with pytest.raises(ReplayTimedOut, match="waits on something its record does not hold"):
+        await replay_history(FINISHED, timeout=0.01)
