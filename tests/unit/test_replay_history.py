@@ -125,6 +125,22 @@ async def test_a_long_string_is_shown_around_its_first_difference() -> None:
     )
 
 
+async def test_a_new_call_before_a_recorded_step_is_a_difference() -> None:
+    @register_agent("trip-planner")
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        started = ctx.now()
+        places = await ctx.step("search places", trip.search_places, input["city"])
+        await ctx.step("rank places", sorted, [place["name"] for place in places])
+        yield {"place": places[0], "at": started.isoformat()}
+
+    with pytest.raises(NondeterministicReplay) as departed:
+        await replay_history(RUNNING)
+    assert departed.value.difference == (
+        'seq 2 RunStep: recorded {"at": "2026-01-01T00:00:00+00:00", "pl…, now step "rank '
+        'places", past the end of the journal'
+    )
+
+
 async def test_new_code_may_go_on_where_a_running_runs_record_stops() -> None:
     changed_trip_planner(tags=())  # the same as the recorded code up to seq 2, then goes on
     assert (await replay_history(RUNNING)).steps == 1

@@ -147,7 +147,7 @@ async def _drive(history: RunHistory, replay: Replay, ctx: RunContext, steps: An
         if ctx.divergence is not None:
             return ctx.divergence
         if ctx.history_ended is not None:
-            return _past_journal(history, ctx)
+            return _past_journal(history, replay, ctx)
         if ended:
             return _ended(history, replay, ctx)
         if raised is None:
@@ -168,11 +168,15 @@ async def _drive(history: RunHistory, replay: Replay, ctx: RunContext, steps: An
         return None  # the record stops here: what follows would be live
 
 
-def _past_journal(history: RunHistory, ctx: RunContext) -> str | None:
+def _past_journal(history: RunHistory, replay: Replay, ctx: RunContext) -> str | None:
     """Where the agent called its context past the journal: fine where the record stops there
     (or the run failed in that very step), else the difference."""
     assert ctx.history_ended is not None
     kind, name = ctx.history_ended
+    # Steps recorded after the journal's last entry were yielded without a call in between.
+    difference = replay.check_end(f"{kind.value} {short(name)}, past the end of the journal")
+    if difference is not None:
+        return difference
     terminal = history.terminal
     if not history.complete or terminal is None:
         return None
