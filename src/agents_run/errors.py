@@ -81,3 +81,33 @@ class RunDidNotEnd(AgentsRunError, TimeoutError):
 class ReplayDiverged(AgentsRunError):
     """A resumed run's agent called its context differently from the run's record (the run
     ends ``RunFailed`` ``NondeterministicReplay``)."""
+
+
+class HistoryEnded(AgentsRunError):
+    """A replay that may not go live (``replay_history``, ``agents-run replay``) reached the end
+    of the run's record: the agent's next call would run for real, so the replay stops there."""
+
+
+class NondeterministicReplay(AgentsRunError):
+    """Replaying a run's history against the agent's code now departed from the record: the
+    code changed in a way that would end runs in flight ``RunFailed`` ``NondeterministicReplay``.
+    ``difference`` is the first difference (``seq 2 RunStep data.text: recorded "a", now "b"``)."""
+
+    def __init__(self, run_id: str, agent: str, difference: str) -> None:
+        super().__init__(
+            f"run {run_id!r} (agent {agent!r}): the agent departed from the run's record at "
+            f"{difference}"
+        )
+        self.run_id = run_id
+        self.agent = agent
+        self.difference = difference
+
+
+class InvalidHistory(AgentsRunError, ValueError):
+    """A saved run history (``agents-run export``) cannot be read: not JSON, another format or
+    version, or fields missing or malformed."""
+
+
+class ReplayTimedOut(AgentsRunError, TimeoutError):
+    """Replaying a history took longer than its timeout: the agent waits on something that is
+    not recorded (an await outside ``ctx.step``)."""
