@@ -7,12 +7,17 @@ class AgentsRunError(Exception):
     """Base class of every error agents-run raises on purpose."""
 
 
+def _shown(name: str, limit: int = 200) -> str:
+    """``name`` quoted for a message, cut where a caller passed something huge."""
+    return repr(name) if len(name) <= limit else f"{name[:limit]!r}... ({len(name)} characters)"
+
+
 class RunNotFound(AgentsRunError, LookupError):
     """No run has this id in the configured store."""
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
-            f"run {run_id!r} not found: check the id (as returned by start_run) and that this "
+            f"run {_shown(run_id)} not found: check the id (as returned by start_run) and that this "
             "process uses the same store as the one that started it (AGENTS_RUN_STORE_URL)"
         )
         self.run_id = run_id
@@ -24,7 +29,7 @@ class UnknownAgent(AgentsRunError, LookupError):
     def __init__(self, name: str, known: list[str]) -> None:
         listed = ", ".join(sorted(known)) or "none"
         super().__init__(
-            f"unknown agent {name!r} (registered: {listed}); register it with "
+            f"unknown agent {_shown(name)} (registered: {listed}); register it with "
             "register_agent(name, fn) in a module that the caller and the worker both import"
         )
         self.name = name
