@@ -17,8 +17,8 @@ class RunNotFound(AgentsRunError, LookupError):
 
     def __init__(self, run_id: str) -> None:
         super().__init__(
-            f"run {_shown(run_id)} not found: check the id (as returned by start_run) and that this "
-            "process uses the same store as the one that started it (AGENTS_RUN_STORE_URL)"
+            f"run {_shown(run_id)} not found: check the id (as returned by start_run) and that "
+            "this process uses the same store as the one that started it (AGENTS_RUN_STORE_URL)"
         )
         self.run_id = run_id
 
