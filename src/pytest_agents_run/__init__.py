@@ -12,17 +12,25 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_agents_run.deterministic_infra import keep_ids_and_clock
+    from pytest_agents_run.histories import saved_histories
     from pytest_agents_run.leaks import InfraLeakWarning
     from pytest_agents_run.recording import TraceEntry
     from pytest_agents_run.require_infra import InfraNotRequested
 
-__all__ = ["InfraLeakWarning", "InfraNotRequested", "TraceEntry", "keep_ids_and_clock"]
+__all__ = [
+    "InfraLeakWarning",
+    "InfraNotRequested",
+    "TraceEntry",
+    "keep_ids_and_clock",
+    "saved_histories",
+]
 
 _HOMES = {
     "InfraLeakWarning": "pytest_agents_run.leaks",
     "InfraNotRequested": "pytest_agents_run.require_infra",
     "TraceEntry": "pytest_agents_run.recording",
     "keep_ids_and_clock": "pytest_agents_run.deterministic_infra",
+    "saved_histories": "pytest_agents_run.histories",
 }
 
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_agents_run.divergence import rerun_command, trace_divergence
 from pytest_agents_run.tracefiles import repeat_trace_file
 from pytest_agents_run.wording import counted
 
@@ -117,6 +116,9 @@ def divergence(reference: RepeatRecord, other: RepeatRecord) -> str | None:
     """A report of how ``other`` differs from ``reference``, or None where they agree."""
     if other.outcome == reference.outcome and other.trace_text == reference.trace_text:
         return None  # the common case; texts that differ may still hold equal traces (1, 1.0)
+    # Imported where a report may be made: it imports agents_run, which start-up should not.
+    from pytest_agents_run.divergence import trace_divergence  # noqa: PLC0415
+
     lines = []
     if other.outcome != reference.outcome:
         lines.append(
@@ -180,6 +182,8 @@ class DeterminismChecker:
         message = divergence(reference.record, record)
         if message is None:
             return
+        from pytest_agents_run.divergence import rerun_command  # noqa: PLC0415 - as above
+
         footer = [rerun_command(self.config, record.test, repeats=record.of)]
         if self.trace_dir is not None:
             files = [

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_agents_run.divergence import rerun_command, trace_divergence
 from pytest_agents_run.tracefiles import dump_traces, golden_file
 from pytest_agents_run.wording import counted
 
@@ -111,6 +110,9 @@ def after_test(
 
 
 def _compare(config: pytest.Config, path: Path, test: str, trace: list[TraceEntry]) -> str | None:
+    # Imported here: it imports agents_run, which pytest's start-up should not.
+    from pytest_agents_run.divergence import rerun_command, trace_divergence  # noqa: PLC0415
+
     shown = _shown(config, path)
     update = f"update: pytest {test} {UPDATE_OPTION} (then review the file's diff and commit it)"
     try:
