@@ -15,13 +15,17 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 
-from agents_run.adapters.redis_connection import open_redis, reporting_unavailable
+from agents_run.adapters.redis_connection import (
+    CONNECTION_ERRORS,
+    open_redis,
+    reporting_unavailable,
+)
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.errors import InvalidArgument
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts
@@ -163,16 +167,23 @@ class BullMQQueue:
     async def complete(self, job: Job) -> None:
         taken = self._release(job)
         async with reporting_unavailable(self.url, f"completing the job of run {job.run_id}"):
-            await self._finish_unless_lost(taken.moveToCompleted(None, taken.token))
+            await self._finish_unless_lost(lambda: taken.moveToCompleted(None, taken.token))
 
     async def fail(self, job: Job, error: str) -> None:
         taken = self._release(job)
         async with reporting_unavailable(self.url, f"failing the job of run {job.run_id}"):
-            await self._finish_unless_lost(taken.moveToFailed(RuntimeError(error), taken.token))
+            await self._finish_unless_lost(
+                lambda: taken.moveToFailed(RuntimeError(error), taken.token)
+            )
 
-    async def _finish_unless_lost(self, finishing: Awaitable[object]) -> None:
+    async def _finish_unless_lost(self, finish: Callable[[], Awaitable[object]]) -> None:
         try:
-            await finishing
+            try:
+                await finish()
+            except CONNECTION_ERRORS:
+                # A pooled connection the server dropped (Redis restarted) fails once; a fresh
+                # one may not. Left unfinished, the job would wait for the stalled check.
+                await finish()
         except TypeError as error:
             if not any(message in str(error) for message in _LOST_JOB_MESSAGES):
                 raise

@@ -17,7 +17,11 @@ from agents_run.application.outbox_publisher import (
     publish_pending_outbox_events_once,
 )
 from agents_run.application.run_worker import run_worker_once
-from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
+from agents_run.application.sweep_runs import (
+    DEFAULT_ORPHAN_AFTER,
+    DEFAULT_REQUEUE_AFTER,
+    sweep_orphaned_runs,
+)
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.arguments import require_positive_int, require_seconds
 
@@ -46,7 +50,9 @@ async def serve_worker(
     the infrastructure is logged and retried with backoff instead of ending the process. Every
     ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers,
     and every ``sweep_interval`` seconds the runs with no live job that have not changed for
-    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``). Every
+    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``); after a worker loop failed
+    (Redis may have restarted without its jobs), the queued runs with no live job are enqueued
+    again as soon as the infrastructure answers. Every
     ``lease_check_interval`` seconds (by default a fifth of the infra's lease) the runs whose
     lease lapsed are taken over (``take_over_lapsed_runs``).
     """
@@ -58,6 +64,11 @@ async def serve_worker(
         lease_check_interval = get_infra().lease_seconds / RENEWALS_PER_LEASE
     require_seconds(lease_check_interval, "lease_check_interval", positive=True)
     require_seconds(sweep_interval, "sweep_interval", positive=True)
+
+    # Set where the infrastructure failed a worker loop: Redis may have restarted and lost its
+    # jobs, so the queued runs are swept for lost jobs as soon as it answers, not a
+    # sweep_interval later (enqueueing again is idempotent: a needless sweep costs a query).
+    jobs_maybe_lost = asyncio.Event()
 
     async def worker_loop(index: int) -> int:
         jobs = 0
@@ -73,6 +84,7 @@ async def serve_worker(
                 log_infra_error(
                     f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
                 )
+                jobs_maybe_lost.set()
                 backoff = min(backoff * 2, MAX_BACKOFF)
             await _wait(draining, backoff)
         return jobs
@@ -88,9 +100,6 @@ async def serve_worker(
     async def recover_stalled_jobs() -> None:
         await get_infra().queue.recover_stalled()
 
-    async def sweep() -> None:
-        await sweep_orphaned_runs(older_than=orphan_after)
-
     async def take_over() -> None:
         await take_over_lapsed_runs()
 
@@ -99,7 +108,9 @@ async def serve_worker(
         asyncio.create_task(
             every(stalled_check_interval, "checking for stalled jobs", recover_stalled_jobs)
         ),
-        asyncio.create_task(every(sweep_interval, "sweeping orphaned runs", sweep)),
+        asyncio.create_task(
+            _sweep(draining, jobs_maybe_lost, orphan_after, sweep_interval, retry=idle_poll)
+        ),
     ]
     try:
         return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
@@ -148,3 +159,39 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
 async def _wait(event: asyncio.Event, timeout: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(event.wait(), timeout)
+
+
+async def _sweep(
+    draining: asyncio.Event,
+    jobs_maybe_lost: asyncio.Event,
+    orphan_after: float,
+    interval: float,
+    *,
+    retry: float,
+) -> None:
+    """``sweep_orphaned_runs`` every ``interval`` seconds, and at once (retried every ``retry``
+    seconds until it succeeds) with no requeue delay once ``jobs_maybe_lost`` is set."""
+    while not draining.is_set():
+        after_failure = jobs_maybe_lost.is_set()
+        jobs_maybe_lost.clear()
+        try:
+            await sweep_orphaned_runs(
+                older_than=orphan_after,
+                requeue_after=0.0 if after_failure else DEFAULT_REQUEUE_AFTER,
+            )
+        except Exception as error:
+            log_infra_error("sweeping orphaned runs failed; trying again later", error)
+            if after_failure:
+                jobs_maybe_lost.set()  # again once the infrastructure answers
+        await _wait_any(draining, jobs_maybe_lost, interval)
+        if jobs_maybe_lost.is_set():
+            await _wait(draining, retry)  # not in a tight loop while an outage lasts
+
+
+async def _wait_any(first: asyncio.Event, second: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
