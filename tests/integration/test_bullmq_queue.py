@@ -197,6 +197,16 @@ async def test_a_job_completed_after_its_connections_were_cut_is_completed(
     assert not await queue.has_live_job("run-1")
 
 
+async def test_enqueueing_after_the_connections_were_cut_adds_the_job(
+    new_queue: QueueFactory,
+) -> None:
+    queue = new_queue()
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)  # a pooled connection
+    assert await kill_redis_connections(redis_url(), f"{queue.key_prefix}:queue", pubsub=False)
+    await queue.enqueue("run-1")  # what start_run does: no error for a dropped connection
+    assert await queue.counts() == QueueCounts(waiting=1, active=0)
+
+
 async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFactory) -> None:
     queue = new_queue()
     await queue.enqueue("run-1")

@@ -65,9 +65,9 @@ async def serve_worker(
     require_seconds(lease_check_interval, "lease_check_interval", positive=True)
     require_seconds(sweep_interval, "sweep_interval", positive=True)
 
-    # Set where the infrastructure failed a worker loop: Redis may have restarted and lost its
-    # jobs, so the queued runs are swept for lost jobs as soon as it answers, not a
-    # sweep_interval later (enqueueing again is idempotent: a needless sweep costs a query).
+    # Set where the infrastructure failed a worker loop, or the queue saw signs of lost jobs
+    # (Redis restarted without them): the queued runs with no live job are enqueued again as
+    # soon as it answers, not a sweep_interval later (idempotent: a needless sweep is a query).
     jobs_maybe_lost = asyncio.Event()
 
     async def worker_loop(index: int) -> int:
@@ -75,11 +75,13 @@ async def serve_worker(
         backoff = idle_poll
         while not draining.is_set():
             try:
-                if await run_worker_once(stop=stop):
-                    jobs += 1
-                    backoff = idle_poll
-                    continue
+                took = await run_worker_once(stop=stop)
+                if get_infra().queue.may_have_lost_jobs():
+                    jobs_maybe_lost.set()
                 backoff = idle_poll
+                if took:
+                    jobs += 1
+                    continue
             except Exception as error:
                 log_infra_error(
                     f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
