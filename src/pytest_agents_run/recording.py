@@ -115,6 +115,7 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
         "counts": READ,
         "recover_stalled": READ,
         "has_live_job": READ,
+        "may_have_lost_jobs": READ,
         "wait_for_job": READ,
         "aclose": READ,
     },
