@@ -144,6 +144,39 @@ async def test_a_stream_gives_up_once_the_outage_outlasts_its_idle_timeout(
             pass
 
 
+def hanging_after(real: Any, answered: int) -> Any:
+    """``real`` for its first ``answered`` calls; from then on a call that never returns (a
+    store behind a dead network)."""
+    calls = 0
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > answered:
+            await asyncio.Event().wait()
+        return await real(*args, **kwargs)
+
+    return call
+
+
+@pytest.mark.deterministic
+@pytest.mark.parametrize(
+    ("hung", "answered"),
+    [("get_run", 0), ("get_run", 1), ("read_events", 0), ("read_events", 1)],
+    ids=["first-get-run", "get-run-once-live", "first-read", "re-read-once-live"],
+)
+@leaves_work_on_purpose  # the run stays queued: the stream is live when the store hangs
+async def test_a_hung_store_does_not_hold_a_stream_past_its_idle_timeout(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, hung: str, answered: int
+) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    monkeypatch.setattr(infra.store, hung, hanging_after(getattr(infra.store, hung), answered))
+    async with asyncio.timeout(DEADLINE):  # without the fix: a hang
+        with pytest.raises(InfraUnavailable, match="did not answer within the stream.s idle timeout"):
+            async for _ in stream_run(run_id, idle_timeout=0.5, poll_interval=0.05):
+                pass
+
+
 # --- on the real servers -------------------------------------------------------------------
 
 
