@@ -172,7 +172,7 @@ async def test_a_hung_store_does_not_hold_a_stream_past_its_idle_timeout(
     run_id = await start_run("echo", {"text": "a"})
     monkeypatch.setattr(infra.store, hung, hanging_after(getattr(infra.store, hung), answered))
     async with asyncio.timeout(DEADLINE):  # without the fix: a hang
-        with pytest.raises(InfraUnavailable, match="did not answer within the stream.s idle timeout"):
+        with pytest.raises(InfraUnavailable, match="did not answer within"):
             async for _ in stream_run(run_id, idle_timeout=0.5, poll_interval=0.05):
                 pass
 
