@@ -35,7 +35,11 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
-from agents_run.adapters.postgres_connections import Connection, PostgresConnections
+from agents_run.adapters.postgres_connections import (
+    Connection,
+    PostgresConnections,
+    answered_promptly,
+)
 from agents_run.adapters.postgres_statements import (
     KNOWN_RUNS_LIMIT,
     KnownRun,
@@ -148,6 +152,7 @@ class PostgresRunStore(PostgresConnections):
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
 
+    @answered_promptly
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
         values = run_values(run, dump_json=Jsonb, dump_time=lambda when: when)
@@ -157,6 +162,7 @@ class PostgresRunStore(PostgresConnections):
         except psycopg.errors.UniqueViolation:
             raise InvalidArgument(f"run {run.id!r} already exists") from None
 
+    @answered_promptly
     async def get_run(self, run_id: str) -> Run:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.get_run, (run_id,))
@@ -165,6 +171,7 @@ class PostgresRunStore(PostgresConnections):
             raise RunNotFound(run_id)
         return run_from_row(row)
 
+    @answered_promptly
     async def append_event(
         self,
         run_id: str,
@@ -224,6 +231,7 @@ class PostgresRunStore(PostgresConnections):
             self._known_runs[event.run_id] = KnownRun(appended.status, event.seq, known.attempt)
         return True
 
+    @answered_promptly
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -235,6 +243,7 @@ class PostgresRunStore(PostgresConnections):
                 return None
         return run_from_row(row)
 
+    @answered_promptly
     async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -245,11 +254,13 @@ class PostgresRunStore(PostgresConnections):
             await self._check_exists(connection, run_id)
         return False
 
+    @answered_promptly
     async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.list_lapsed_leases, (at, limit))
             return [run_from_row(row) for row in await cursor.fetchall()]
 
+    @answered_promptly
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None
     ) -> list[RunEvent]:
@@ -262,6 +273,7 @@ class PostgresRunStore(PostgresConnections):
                 await self._check_exists(connection, run_id)
         return events_from_rows(run_id, rows)
 
+    @answered_promptly
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -289,6 +301,7 @@ class PostgresRunStore(PostgresConnections):
             raise self._closed_error()
         return await self._connect()
 
+    @answered_promptly
     async def record_step(self, record: StepRecord) -> None:
         async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
@@ -305,6 +318,7 @@ class PostgresRunStore(PostgresConnections):
                 self._statements.record_step, step_values(record, dump_json=Jsonb)
             )
 
+    @answered_promptly
     async def read_steps(self, run_id: str) -> list[StepRecord]:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.read_steps, (run_id,))
@@ -318,6 +332,7 @@ class PostgresRunStore(PostgresConnections):
         if await cursor.fetchone() is None:
             raise RunNotFound(run_id)
 
+    @answered_promptly
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -325,6 +340,7 @@ class PostgresRunStore(PostgresConnections):
             )
             return [run_from_row(row) for row in await cursor.fetchall()]
 
+    @answered_promptly
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         async with self._connection() as connection:
             if run_id is None:
@@ -333,6 +349,7 @@ class PostgresRunStore(PostgresConnections):
                 cursor = await connection.execute(self._statements.pending_of_run, (run_id,))
             return outbox_rows_from_rows(await cursor.fetchall())
 
+    @answered_promptly
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
         async with self._connection() as connection:
             if run_id is None:
@@ -342,6 +359,7 @@ class PostgresRunStore(PostgresConnections):
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    @answered_promptly
     async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
         async with self._connection() as connection:
             cursor = await connection.execute(

@@ -13,7 +13,7 @@ from typing import Any
 
 from agents_run.domain.events import Run, RunStatus
 from agents_run.domain.json_data import ensure_json_value
-from agents_run.errors import InvalidTransition, StaleRunState
+from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
 class StepKind(enum.StrEnum):
@@ -43,11 +43,17 @@ class StepRecord:
 
 
 def check_step_can_be_recorded(run: Run, record: StepRecord, index_taken: bool) -> None:
-    """Every store calls this inside its ``record_step``: steps belong to a running run, each
-    index once, results JSON."""
+    """Every store calls this inside its ``record_step``: steps belong to a running run and to
+    its current attempt (``StaleAttempt`` otherwise), each index once, results JSON."""
     if run.status is not RunStatus.RUNNING:
         raise InvalidTransition(
             f"run {run.id!r} is {run.status.value}: steps are recorded only while it runs"
+        )
+    if record.attempt < run.attempt:
+        # Fencing, as for appends: a worker taken over must not fill the journal of the new one.
+        raise StaleAttempt(
+            f"run {run.id!r} is held by attempt {run.attempt}, not {record.attempt}: its lease "
+            "ran out and another worker took the run"
         )
     if index_taken:
         raise StaleRunState(f"run {run.id!r} already has journal entry {record.index}")
