@@ -100,6 +100,8 @@ class Cluster:
                 process.wait()
                 complaints.append(f"{self._logs[process.pid].name} ignored SIGTERM")
                 continue
+            if code == -signal.SIGTERM and " started" not in self.log_of(process):
+                continue  # ended before it set up its handlers (or did anything): nothing to drain
             if code != 0:
                 complaints.append(f"{self._logs[process.pid].name} exited {code} after SIGTERM")
         return complaints
