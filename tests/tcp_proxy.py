@@ -12,7 +12,7 @@ class TcpProxy:
     """Forwards ``127.0.0.1:port`` to ``target``; ``stop`` drops every connection and refuses new
     ones until ``start`` listens again on the same port. ``blackhole`` = True loses whatever
     either side sends, without closing anything, as a broken network does; ``latency`` seconds
-    delay each chunk forwarded, either way, as a slow network does."""
+    delay every chunk forwarded, each way (a slow network)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)

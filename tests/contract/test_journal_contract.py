@@ -68,7 +68,7 @@ async def test_a_step_from_an_attempt_that_was_taken_over_is_refused(store: RunS
     taken = await store.acquire_lease(run.id, at=later, until=later + timedelta(seconds=1))
     assert taken is not None
     assert taken.attempt == 2
-    with pytest.raises(StaleAttempt, match="held by attempt 2, not 1"):
+    with pytest.raises(StaleAttempt, match="taken over by attempt 2"):
         await store.record_step(step(run.id, 1, "late", attempt=1))
     await store.record_step(step(run.id, 1, "current", attempt=2))
     assert [s.result for s in await store.read_steps(run.id)] == ["current"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 
 from agents_run import RunContext, register_agent
@@ -26,4 +27,15 @@ async def counted_steps(input: JsonObject, ctx: RunContext) -> AsyncIterator[Jso
     for index in range(int(input["steps"])):
         done = await ctx.step(f"step {index}", _execute_step, str(input["log"]), ctx.run_id, index)
         yield {"step": index, "pid": done["pid"]}
+        await asyncio.sleep(pause)
+
+
+@register_agent("timed-steps")
+async def timed_steps(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+    """``steps`` events, each carrying the wall-clock time it was made (recorded, so a replay
+    yields the same), for delivery latencies; ``pause`` seconds between them."""
+    pause = float(input.get("pause", 0.0))
+    for index in range(int(input["steps"])):
+        made_at = await ctx.step(f"clock {index}", time.time)
+        yield {"step": index, "at": made_at}
         await asyncio.sleep(pause)

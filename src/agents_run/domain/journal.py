@@ -42,19 +42,23 @@ class StepRecord:
             raise ValueError(f"kind must be a StepKind, got {self.kind!r}")
 
 
+def check_step_result(record: StepRecord) -> None:
+    """Every store calls this before it writes anything of a ``record_step``: results are JSON."""
+    ensure_json_value(record.result, f"the result of {record.kind.value} {record.name!r}")
+
+
 def check_step_can_be_recorded(run: Run, record: StepRecord, index_taken: bool) -> None:
-    """Every store calls this inside its ``record_step``: steps belong to a running run and to
-    its current attempt (``StaleAttempt`` otherwise), each index once, results JSON."""
+    """Every store calls this inside its ``record_step``: steps belong to a running run, are
+    recorded by its current attempt (an attempt whose run was taken over since is fenced off,
+    as its appends are), each index once."""
     if run.status is not RunStatus.RUNNING:
         raise InvalidTransition(
             f"run {run.id!r} is {run.status.value}: steps are recorded only while it runs"
         )
     if record.attempt < run.attempt:
-        # Fencing, as for appends: a worker taken over must not fill the journal of the new one.
         raise StaleAttempt(
-            f"run {run.id!r} is held by attempt {run.attempt}, not {record.attempt}: its lease "
-            "ran out and another worker took the run"
+            f"run {run.id!r} was taken over by attempt {run.attempt}: attempt "
+            f"{record.attempt} can no longer record its journal"
         )
     if index_taken:
         raise StaleRunState(f"run {run.id!r} already has journal entry {record.index}")
-    ensure_json_value(record.result, f"the result of {record.kind.value} {record.name!r}")
