@@ -27,7 +27,7 @@ from tests.faults.cluster import (
     within,
 )
 from tests.faults.histories import Streamed, check_against_store
-from tests.faults.postgres import terminate_connections
+from tests.postgres_server import terminate_connections
 from tests.services import postgres_url
 from tests.tcp_proxy import proxied
 

@@ -31,8 +31,8 @@ from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.application.sweep_runs import DEFAULT_REQUEUE_AFTER
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.json_data import JsonObject
-from tests.faults.postgres import terminate_connections
 from tests.leaks import leaves_work_on_purpose
+from tests.postgres_server import terminate_connections
 from tests.redis_server import own_redis_server
 from tests.services import postgres_url, unique_prefix
 
