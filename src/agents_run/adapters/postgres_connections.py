@@ -150,8 +150,8 @@ def answered_promptly(
     method: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[Store, P], Coroutine[Any, Any, T]]:
     """The store call runs in a task of its own; its caller gets ``InfraUnavailable`` at the
-    call's deadline, or its own cancellation, at once. A query cut off on a dead network winds
-    down behind it: psycopg cancels it on the server, which takes up to 10 s more."""
+    call's deadline, or its own cancellation, at once. The call goes on behind it: cut off at its
+    deadline, psycopg cancels the query on the server (up to 10 s more on a dead network)."""
 
     @functools.wraps(method)
     async def call(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -159,7 +159,9 @@ def answered_promptly(
         try:
             done, _ = await asyncio.wait({task}, timeout=self._connect_timeout * CALL_TIMEOUTS)
         except asyncio.CancelledError:
-            _abandon(task)
+            # Let it end on its own (within its call bound): cancelling a query that would
+            # answer costs the server a cancel request and the pool a connection.
+            task.add_done_callback(_retrieve_outcome)
             raise
         if not done:
             _abandon(task)
