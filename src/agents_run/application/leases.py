@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from agents_run.application.infra import Infra
 from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject
 from agents_run.errors import InfraUnavailable, StaleAttempt
 
@@ -141,10 +142,38 @@ async def append_as_holder(
 
 async def read_as_holder(infra: Infra, run_id: str) -> Run:
     """The run, read again; retried through a store outage where the current task holds it."""
+    return await retried_as_holder(run_id, lambda: infra.store.get_run(run_id), "reading the run")
+
+
+async def retried_as_holder(run_id: str, read: Callable[[], Awaitable[T]], doing: str) -> T:
+    """``read()`` (a store call that changes nothing); retried through a store outage where the
+    current task holds ``run_id``."""
     held = _held.get()
     if held is None or held.run_id != run_id:
-        return await infra.store.get_run(run_id)
-    return await _retrying(lambda: infra.store.get_run(run_id), held, "reading the run")
+        return await read()
+    return await _retrying(read, held, doing)
+
+
+async def record_step_as_holder(infra: Infra, record: StepRecord) -> None:
+    """Record a journal entry; where the current task holds its run, retried through a store
+    outage, and an entry whose reply was lost is found in the journal, not recorded twice."""
+    held = _held.get()
+    if held is None or held.run_id != record.run_id:
+        await infra.store.record_step(record)
+        return
+
+    async def write() -> bool:
+        await infra.store.record_step(record)
+        return True
+
+    async def recorded_before_the_reply_was_lost() -> bool | None:
+        journal = await infra.store.read_steps(record.run_id)
+        mine = [(e.index, e.attempt, e.name) for e in journal]
+        return True if (record.index, record.attempt, record.name) in mine else None
+
+    await _retrying(
+        write, held, f"recording step {record.index}", recorded_before_the_reply_was_lost
+    )
 
 
 async def _retrying(
@@ -155,10 +184,18 @@ async def _retrying(
 ) -> T:
     deadline = time.monotonic() + held.store_outage_bound
     delay = _FIRST_RETRY_DELAY
+    unsure = False  # a failed try may have reached the store: only ``already_done`` can tell
     while True:
         try:
+            if unsure and already_done is not None:
+                done = await already_done()
+                if done is not None:
+                    return done
+            unsure = False
             return await operation()
         except InfraUnavailable as error:
+            # Where the check itself failed, the next try checks again before doing it again.
+            unsure = True
             if time.monotonic() + delay > deadline:
                 log.warning(
                     "run %s: the store stayed unavailable for %gs while %s; giving up",
@@ -176,11 +213,6 @@ async def _retrying(
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, _MAX_RETRY_DELAY)
-        if already_done is not None:
-            with contextlib.suppress(InfraUnavailable):
-                done = await already_done()
-                if done is not None:
-                    return done
 
 
 async def _renew_until_lost(infra: Infra, run_id: str, attempt: int) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agents_run.application.infra import Infra
+from agents_run.application.leases import record_step_as_holder
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.differences import difference_line
 from agents_run.domain.journal import StepKind, StepRecord
@@ -252,7 +253,7 @@ class RunContext:
     async def flush(self) -> None:
         """Write the ``ctx.now`` values not yet in the journal (before the next event)."""
         while self._unwritten:
-            await self._infra.store.record_step(self._unwritten[0])
+            await record_step_as_holder(self._infra, self._unwritten[0])
             del self._unwritten[0]
 
     async def _record(self, kind: StepKind, name: str, result: Any) -> None:
@@ -260,7 +261,7 @@ class RunContext:
         async with self.recording:
             try:
                 await self.flush()
-                await self._infra.store.record_step(entry)
+                await record_step_as_holder(self._infra, entry)
             except PayloadTooLarge as error:  # the agent's doing: raised into it, nothing kept
                 self._next_index = entry.index
                 self._failed_steps.append((error, name))

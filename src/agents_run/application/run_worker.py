@@ -17,6 +17,7 @@ from agents_run.application.leases import (
     append_as_holder,
     holding_lease,
     read_as_holder,
+    retried_as_holder,
 )
 from agents_run.application.replay import MAX_RUN_ATTEMPTS, Replay
 from agents_run.application.run_context import RunContext
@@ -211,8 +212,12 @@ async def _resume(
         )
         log.warning("run %s ended TooManyAttempts at attempt %d", run.id, run.attempt)
         return
-    events = await infra.store.read_events(run.id)
-    journal = await infra.store.read_steps(run.id)
+    events = await retried_as_holder(
+        run.id, lambda: infra.store.read_events(run.id), "reading the history"
+    )
+    journal = await retried_as_holder(
+        run.id, lambda: infra.store.read_steps(run.id), "reading the journal"
+    )
     await _append(
         infra,
         run.id,
