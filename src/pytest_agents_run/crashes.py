@@ -18,7 +18,7 @@ import enum
 import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, cast
 
 from agents_run import Infra, InMemoryQueue, ManualClock, get_infra, run_until_idle, use_infra
@@ -242,18 +242,21 @@ class _CrashingPort:
         return f"<crashing {self.__wrapped__!r}>"
 
 
-@contextmanager
-def crash_at(point: Crash, nth: int = 1) -> Iterator[CrashInjection]:
+def crash_at(point: Crash, nth: int = 1) -> AbstractContextManager[CrashInjection]:
     """Crash the worker the ``nth`` time the code of the block passes ``point``.
 
     The block's code (and the tasks it starts) sees the current infra through the crashing
     proxy. The crash ends the block quietly (``WorkerCrashed`` is caught here); a block that ends
     without reaching its crash raises ``CrashPointNotReached``. Then ``await
-    injection.take_over()`` lets another worker resume."""
+    injection.take_over()`` lets another worker resume. Arguments are checked at the call."""
     if not isinstance(point, Crash):
         raise InvalidArgument(f"crash_at: point must be a Crash, got {point!r}")
     require_positive_int(nth, "crash_at: nth")
-    injection = CrashInjection(point, nth, get_infra())
+    return _crashing(CrashInjection(point, nth, get_infra()))
+
+
+@contextmanager
+def _crashing(injection: CrashInjection) -> Iterator[CrashInjection]:
     try:
         with use_infra(injection.crashing_infra):
             yield injection
@@ -261,6 +264,8 @@ def crash_at(point: Crash, nth: int = 1) -> Iterator[CrashInjection]:
         if injection.crashed is None:
             raise  # another injection's crash, around this one
     if injection.crashed is None:
+        point, nth = injection.point, injection.nth
+        assert point is not None
         passed = injection.occurrences[point]
         raise CrashPointNotReached(
             f"crash_at(Crash.{point.name}, nth={nth}): the block passed that point {passed} "
