@@ -26,6 +26,10 @@ from agents_run.domain.journal import StepKind
 from agents_run.domain.json_data import JsonObject
 from pytest_agents_run import Crash, count_crash_points, crash_at
 
+# CrashInjection.take_over hands the crashed worker's job on with InMemoryQueue.requeue_active.
+pytestmark = pytest.mark.agents_run_memory_only(
+    reason="CrashInjection.take_over hands a crashed worker's job on through InMemoryQueue"
+)
 DEADLINE = 30.0
 Calls = Counter[str]
 
@@ -112,7 +116,7 @@ class Agent:
     name: str
     input: JsonObject
     register: Callable[[Calls], None]
-    steps: list[str]  # its ctx.step names, in call order
+    steps: list[str]  # its ctx.step names, in the order their results are recorded
     yields: int  # the RunSteps of a run that is not interrupted
     end: tuple[str, str | None]  # its terminal event type, and error_type where it fails
     # How often a run passes each point (test_each_agent_passes_each_point_as_often_as_listed).
@@ -132,57 +136,61 @@ def _points(take: int, step_ran: int, append: int, publish: int, complete: int) 
 
 
 AGENTS = [
-    # The built-in echo: yields only.
-    Agent(
+    Agent(  # the built-in echo: yields only
         "echo",
         {"text": "1 2 3"},
-        lambda _: None,
-        [],
-        3,
-        ("RunFinished", None),
-        _points(1, 0, 5, 3, 1),
+        register=lambda _: None,
+        steps=[],
+        yields=3,
+        end=("RunFinished", None),
+        occurrences=_points(take=1, step_ran=0, append=5, publish=3, complete=1),
     ),
     Agent(
         "researcher",
         {"q": "tides"},
-        register_researcher,
-        ["search", "fetch", "summarise"],
-        3,
-        ("RunFinished", None),
-        _points(1, 3, 5, 3, 1),
+        register=register_researcher,
+        steps=["search", "fetch", "summarise"],
+        yields=3,
+        end=("RunFinished", None),
+        occurrences=_points(take=1, step_ran=3, append=5, publish=3, complete=1),
     ),
     Agent(
-        "clocked", {}, register_clocked, ["token"], 3, ("RunFinished", None), _points(1, 1, 5, 3, 1)
+        "clocked",
+        {},
+        register=register_clocked,
+        steps=["token"],
+        yields=3,
+        end=("RunFinished", None),
+        occurrences=_points(take=1, step_ran=1, append=5, publish=3, complete=1),
     ),
     Agent(
         "raiser",
         {},
-        register_raiser,
-        ["prepare", "check"],
-        2,
-        ("RunFailed", "ValueError"),
-        _points(1, 2, 4, 3, 1),
+        register=register_raiser,
+        steps=["prepare", "check"],
+        yields=2,
+        end=("RunFailed", "ValueError"),
+        occurrences=_points(take=1, step_ran=2, append=4, publish=3, complete=1),
     ),
     Agent(
         "no-resume",
         {},
-        register_no_resume,
-        ["charge", "ship"],
-        2,
-        ("RunFinished", None),
-        _points(1, 2, 4, 3, 1),
+        register=register_no_resume,
+        steps=["charge", "ship"],
+        yields=2,
+        end=("RunFinished", None),
+        occurrences=_points(take=1, step_ran=2, append=4, publish=3, complete=1),
         resume=False,
     ),
-    # Two steps at once (asyncio.gather): "fast" ends, and is recorded, before "slow".
-    Agent(
+    Agent(  # two steps at once (asyncio.gather): "fast" ends, and is recorded, before "slow"
         "parallel",
         {},
-        register_parallel,
-        ["plan", "fast", "slow", "report"],  # in the order their results are recorded
-        2,
-        ("RunFinished", None),
-        _points(1, 4, 4, 3, 1),
-        in_flight={2: {"fast", "slow"}},
+        register=register_parallel,
+        steps=["plan", "fast", "slow", "report"],  # in the order their results are recorded
+        yields=2,
+        end=("RunFinished", None),
+        occurrences=_points(take=1, step_ran=4, append=4, publish=3, complete=1),
+        in_flight={2: {"fast", "slow"}},  # slow's fn is running when fast's result is recorded
     ),
 ]
 
@@ -210,14 +218,7 @@ def position(data: JsonObject) -> int:
     return int(data["i"]) if "i" in data else int(data["text"])
 
 
-# The take-over hands the crashed worker's job on with InMemoryQueue.requeue_active.
-memory_only = pytest.mark.agents_run_memory_only(
-    reason="CrashInjection.take_over hands a crashed worker's job on through InMemoryQueue"
-)
-
-
 @pytest.mark.deterministic
-@memory_only
 @pytest.mark.parametrize(("agent", "point", "nth"), _cases())
 async def test_a_worker_crashing_anywhere_leaves_a_run_that_ends_once_and_whole(
     infra: Infra, agent: Agent, point: Crash, nth: int
