@@ -103,7 +103,7 @@ async def _settle(
     for task in (workers, publisher):
         if not task.cancelled():
             # Retrieved: where both failed only one error is raised, and asyncio would log the
-            # other from the garbage collector (which, inside ast.parse, breaks Python 3.11).
+            # other from the garbage collector, at any moment (seen to break a later ast.parse).
             task.exception()
 
 
