@@ -112,7 +112,7 @@ class CrashInjection:
         where = self.point.name if self.point is not None else "nowhere"
         return f"<CrashInjection at {where} nth={self.nth} crashed={self.crashed is not None}>"
 
-    def check_alive(self) -> None:
+    def _check_alive(self) -> None:
         if self.crashed is not None:
             raise WorkerCrashed(
                 f"{self.crashed} (and its process is gone: nothing it does reaches the infra)",
@@ -120,7 +120,7 @@ class CrashInjection:
                 self.crashed.nth,
             )
 
-    def reached(self, boundary: Boundary, arguments: Arguments, result: Any) -> None:
+    def _reached(self, boundary: Boundary, arguments: Arguments, result: Any) -> None:
         """A call at ``boundary`` was made (or is about to be): crash where it is the one."""
         if not boundary.passes(arguments, result):
             return
@@ -147,7 +147,7 @@ class CrashInjection:
         assert self.crashed is not None
         return self.crashed
 
-    def called(self, port: str, method: str, arguments: Arguments, result: Any) -> None:
+    def _called(self, port: str, method: str, arguments: Arguments, result: Any) -> None:
         """Keep track of the jobs the worker holds, which ``take_over`` hands on."""
         if port != "queue":
             return
@@ -176,7 +176,7 @@ class CrashInjection:
         if not isinstance(infra.clock, ManualClock):
             raise CrashInjectionError(
                 "take_over() lets the crashed worker's leases lapse by moving the infra's "
-                f"ManualClock; this infra's clock is a {type(infra.clock).__name__}"
+                f"ManualClock; this infra's clock is a {infra.clock.__class__.__name__}"
             )
         infra.clock.advance(infra.lease_seconds)
         if self._held:
@@ -184,7 +184,7 @@ class CrashInjection:
                 raise CrashInjectionError(
                     f"the crashed worker held the jobs of {sorted(self._held)}; take_over() hands "
                     "them on with InMemoryQueue.requeue_active, and this queue is a "
-                    f"{type(infra.queue).__name__} (mark the test agents_run_memory_only)"
+                    f"{infra.queue.__class__.__name__} (mark the test agents_run_memory_only)"
                 )
             infra.queue.requeue_active(list(self._held))
             self._held.clear()
@@ -214,21 +214,21 @@ class _CrashingPort:
         if not inspect.iscoroutinefunction(target):
 
             def plain(*args: Any, **kwargs: Any) -> Any:  # claim_outbox, adapter helpers
-                injection.check_alive()
+                injection._check_alive()
                 return target(*args, **kwargs)
 
             return plain
         boundary = BOUNDARIES[port].get(name)
 
         async def call(*args: Any, **kwargs: Any) -> Any:
-            injection.check_alive()
+            injection._check_alive()
             arguments = (args, kwargs)
             if boundary is not None and not boundary.after_the_call:
-                injection.reached(boundary, arguments, None)
+                injection._reached(boundary, arguments, None)
             result = await target(*args, **kwargs)
-            injection.called(port, name, arguments, result)
+            injection._called(port, name, arguments, result)
             if boundary is not None and boundary.after_the_call:
-                injection.reached(boundary, arguments, result)
+                injection._reached(boundary, arguments, result)
             return result
 
         return call
