@@ -34,6 +34,11 @@ class InvalidArgument(AgentsRunError, ValueError):
     """An argument of a public call is malformed (nothing was persisted or enqueued)."""
 
 
+class PayloadTooLarge(InvalidArgument):
+    """A run's input, an event's data or a step's result is larger, as JSON, than the configured
+    limit (``AGENTS_RUN_MAX_PAYLOAD_BYTES``); nothing was persisted or enqueued."""
+
+
 class InvalidTransition(AgentsRunError):
     """An event would break the run's life cycle (for instance a step after the terminal event)."""
 

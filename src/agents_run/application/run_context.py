@@ -19,7 +19,12 @@ from agents_run.application.replay import shown
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import ensure_json_value
-from agents_run.errors import InvalidArgument, ReplayDiverged, StepResultNotJson
+from agents_run.errors import (
+    InvalidArgument,
+    PayloadTooLarge,
+    ReplayDiverged,
+    StepResultNotJson,
+)
 
 log = logging.getLogger("agents_run.worker")
 
@@ -150,7 +155,8 @@ class RunContext:
         """Call ``fn(*args, **kwargs)`` (sync or async), record its JSON result, return it.
 
         An error of ``fn`` is raised here once ``retry`` (default: no retry) gives up; a result
-        that is not JSON raises ``StepResultNotJson``. Either way nothing is recorded. (To pass
+        that is not JSON raises ``StepResultNotJson``, one over the store's size limit
+        ``PayloadTooLarge``. Either way nothing is recorded. (To pass
         ``fn`` a keyword argument named ``retry``, bind it with ``functools.partial``.)
         """
         if not isinstance(name, str) or not name.strip():
@@ -245,6 +251,10 @@ class RunContext:
             try:
                 await self.flush()
                 await self._infra.store.record_step(entry)
+            except PayloadTooLarge as error:  # the agent's doing: raised into it, nothing kept
+                self._next_index = entry.index
+                self._failed_steps.append((error, name))
+                raise
             except Exception as error:
                 self.store_failure = error  # the worker's failure, not the agent's
                 raise

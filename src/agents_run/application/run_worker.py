@@ -25,7 +25,7 @@ from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import DrainDidNotSettle, StaleAttempt, StaleRunState
+from agents_run.errors import DrainDidNotSettle, PayloadTooLarge, StaleAttempt, StaleRunState
 from agents_run.ports import Job
 
 log = logging.getLogger("agents_run.worker")
@@ -297,7 +297,10 @@ async def _run_agent(
                         return await _diverged(infra, run_id, difference)
                     continue  # recorded already
                 await ctx.flush()
-                await _append(infra, run_id, EventType.RUN_STEP, data)
+                try:
+                    await _append(infra, run_id, EventType.RUN_STEP, data)
+                except PayloadTooLarge as error:  # the agent's doing: its run fails, once
+                    return await _agent_failed(infra, ctx, error)
                 if (await read_as_holder(infra, run_id)).cancel_requested:
                     await _append(infra, run_id, EventType.RUN_CANCELLED, {})
                     return EventType.RUN_CANCELLED
@@ -311,8 +314,8 @@ async def _run_agent(
     if difference is not None:
         return await _diverged(infra, run_id, difference)
     await ctx.flush()
-    await _append(infra, run_id, EventType.RUN_FINISHED, {})
-    return EventType.RUN_FINISHED
+    # RunCancelled instead where a cancel was requested meanwhile (the store's append rule).
+    return EventType((await _append(infra, run_id, EventType.RUN_FINISHED, {})).type)
 
 
 async def _diverged(infra: Infra, run_id: str, difference: str) -> EventType:
@@ -361,8 +364,7 @@ async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> 
         data["step"] = step
         data["message"] = f"step {step!r} failed: {data['message']}"
     await ctx.flush()
-    await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)
-    return EventType.RUN_FAILED
+    return EventType((await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)).type)
 
 
 async def _append(
