@@ -12,6 +12,7 @@ from pytest_agents_run.crashes import (
 )
 from pytest_agents_run.deterministic_infra import keep_ids_and_clock
 from pytest_agents_run.guardrails import InfraNotRequested
+from pytest_agents_run.histories import saved_histories
 from pytest_agents_run.leaks import InfraLeakWarning
 from pytest_agents_run.recording import TraceEntry
 
@@ -27,4 +28,5 @@ __all__ = [
     "count_crash_points",
     "crash_at",
     "keep_ids_and_clock",
+    "saved_histories",
 ]

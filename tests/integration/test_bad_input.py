@@ -58,6 +58,7 @@ FUNCTION_CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     "start_run agent bytes": _call(start_run, b"echo", {}),
     "start_run agent list": _call(start_run, ["echo"], {}),
     # start_run: the input
+    "start_run huge unknown agent": _call(start_run, "a" * 100_000, {}),
     "start_run input None": _call(start_run, "echo", None),
     "start_run input str": _call(start_run, "echo", '{"text": "a"}'),
     "start_run input list": _call(start_run, "echo", ["a"]),
@@ -132,6 +133,7 @@ async def test_a_function_refuses_bad_input_with_a_named_error(infra: Infra, cas
             await FUNCTION_CASES[case]()
     assert SECRET not in str(raised.value)
     assert str(raised.value)  # says what was wrong
+    assert len(str(raised.value)) < 2000  # and does not echo a huge value back
     await _nothing_stored(infra)
 
 

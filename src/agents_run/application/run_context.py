@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agents_run.application.infra import Infra
-from agents_run.application.replay import shown
 from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.differences import difference_line
 from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import ensure_json_value
 from agents_run.errors import (
+    HistoryEnded,
     InvalidArgument,
     PayloadTooLarge,
     ReplayDiverged,
@@ -79,6 +80,7 @@ class RunContext:
         agent: str,
         attempt: int,
         journal: Sequence[StepRecord] = (),
+        live: bool = True,
     ) -> None:
         self._infra = infra
         self._run_id = run_id
@@ -94,6 +96,10 @@ class RunContext:
         # call that departs from it is the run's divergence.
         self._journal = {record.index: record for record in journal}
         self.divergence: str | None = None
+        # live=False (agents-run replay): a call the journal lacks raises HistoryEnded instead of
+        # running; ``history_ended`` keeps its kind and name.
+        self._live = live
+        self.history_ended: tuple[StepKind, str] | None = None
         # Held while a result is written: the worker interrupts the agent only outside it, so a
         # result is recorded whole or not at all.
         self.recording = asyncio.Lock()
@@ -218,14 +224,25 @@ class RunContext:
         self._next_index += 1
         recorded = self._journal.get(index)
         if recorded is None:
-            return index, None
+            if self._live:
+                return index, None
+            self.history_ended = self.history_ended or (kind, name)
+            raise HistoryEnded(f"the record ends before this {kind.value} {name!r}")
         if (recorded.kind, recorded.name) != (kind, name):
-            self.divergence = (
-                f"journal entry {recorded.index}: recorded {recorded.kind.value} "
-                f"{shown(recorded.name)}, now {kind.value} {shown(name)}"
+            self.divergence = difference_line(
+                f"journal entry {recorded.index}",
+                {"call": recorded.kind.value, "name": recorded.name},
+                {"call": kind.value, "name": name},
             )
             raise ReplayDiverged(self.divergence)
         return index, recorded
+
+    @property
+    def journal_left(self) -> list[StepRecord]:
+        """The journal's entries that no call has replayed yet."""
+        return [
+            self._journal[index] for index in sorted(self._journal) if index >= self._next_index
+        ]
 
     def step_that_raised(self, error: BaseException) -> str | None:
         """The name of the step whose failure ``error`` is (or was caused by), if any."""

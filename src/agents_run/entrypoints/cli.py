@@ -28,7 +28,7 @@ from agents_run.config import (
     load_infra_from_config,
     read_config,
 )
-from agents_run.entrypoints import guardrails
+from agents_run.entrypoints import guardrails, histories
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
@@ -176,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     guardrails.add_command(commands)
+    histories.add_commands(commands, with_agents)
     demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
     demo.set_defaults(handler=_demo)
 
