@@ -10,7 +10,7 @@ import asyncio
 import copy
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -166,9 +166,12 @@ class InMemoryQueue:
         except KeyError:
             raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
 
-    def requeue_active(self) -> list[Job]:
-        """Put active jobs back at the front, as a stalled-job checker does for a lost worker."""
-        return self._requeue(list(self._active))
+    def requeue_active(self, run_ids: Iterable[str] | None = None) -> list[Job]:
+        """Put active jobs back at the front, as a stalled-job checker does for a lost worker:
+        all of them, or those of ``run_ids`` that are still active."""
+        if run_ids is None:
+            return self._requeue(list(self._active))
+        return self._requeue([run_id for run_id in run_ids if run_id in self._active])
 
     def _requeue(self, run_ids: list[str]) -> list[Job]:
         stalled: list[Job] = []
