@@ -296,7 +296,8 @@ async def _run_agent(
                     continue  # recorded already
                 await ctx.flush()
                 await _append(infra, run_id, EventType.RUN_STEP, data)
-                if (await read_as_holder(infra, run_id)).cancel_requested:
+                # The watcher's word, not a read: it sees a push (or its own poll) at once.
+                if watch.cancelled:
                     await _append(infra, run_id, EventType.RUN_CANCELLED, {})
                     return EventType.RUN_CANCELLED
                 if stop is not None and stop.is_set():
