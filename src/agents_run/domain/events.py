@@ -6,6 +6,7 @@ import enum
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from agents_run.arguments import require_positive_int
 from agents_run.domain.json_data import JsonObject, ensure_json_object, json_object_copy
@@ -148,9 +149,9 @@ def status_after(status: RunStatus, event_type: str) -> RunStatus:
         ) from None
 
 
-@dataclass(frozen=True)
-class NextRunEvent:
-    """What an append adds to a run: its event, and the run's status after it."""
+class NextRunEvent(NamedTuple):
+    """What an append adds to a run: its event, and the run's status after it (a tuple: it is
+    built on every append)."""
 
     event: RunEvent
     status: RunStatus
