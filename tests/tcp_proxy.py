@@ -11,7 +11,8 @@ from urllib.parse import urlsplit, urlunsplit
 class TcpProxy:
     """Forwards ``127.0.0.1:port`` to ``target``; ``stop`` drops every connection and refuses new
     ones until ``start`` listens again on the same port. ``blackhole`` = True loses whatever
-    either side sends, without closing anything, as a broken network does."""
+    either side sends, without closing anything, as a broken network does; ``latency`` seconds
+    delay every chunk forwarded, each way (a slow network)."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
@@ -19,6 +20,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
         self.blackhole = False
+        self.latency = 0.0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._forward, "127.0.0.1", self.port)
@@ -46,6 +48,8 @@ class TcpProxy:
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await source.read(65536):
+                if self.latency:
+                    await asyncio.sleep(self.latency)
                 if not self.blackhole:
                     sink.write(data)
                     await sink.drain()

@@ -1,4 +1,4 @@
-"""Every RunStorePort adapter holds leases and fences appends alike.
+"""Every RunStorePort adapter holds leases and fences appends and journal entries alike.
 
 A worker takes a run with ``acquire_lease`` (the run's ``attempt`` is the fencing token), keeps
 it with ``renew_lease``, and appends naming its attempt: once another worker took the run over,
@@ -8,11 +8,13 @@ the store refuses the old attempt's appends inside their own transaction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import pytest
 
 from agents_run import RunNotFound, RunStatus
+from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.errors import StaleAttempt
 from agents_run.ports import RunStorePort
 from tests.contract.test_store_contract import AT, new_run, started_run
@@ -181,3 +183,18 @@ async def test_a_worker_that_appended_before_its_run_was_taken_over_cannot_appen
     assert finished.seq == 4
     assert [e.data.get("n") for e in await paused_worker.read_events(run.id)] == [None, 1, 2, None]
     assert [r.event.seq for r in await paused_worker.pending_outbox(run.id)] == [1, 2, 3, 4]
+
+
+async def test_a_worker_whose_run_was_taken_over_cannot_record_its_journal_either(
+    store_pair: tuple[RunStorePort, RunStorePort],
+) -> None:
+    paused_worker, other_worker = store_pair
+    run = await started_run(paused_worker)
+    await paused_worker.acquire_lease(run.id, at=AT, until=AT + LEASE)
+    await other_worker.acquire_lease(run.id, at=AT + later(6), until=AT + later(11))
+    entry = StepRecord(run.id, 1, 1, StepKind.STEP, "search", {"hits": 1})
+    with pytest.raises(StaleAttempt, match="taken over by attempt 2"):
+        await paused_worker.record_step(entry)
+    assert await other_worker.read_steps(run.id) == []
+    await other_worker.record_step(dataclasses.replace(entry, attempt=2))
+    assert [step.attempt for step in await paused_worker.read_steps(run.id)] == [2]

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
+from agents_run.domain.journal import (
+    StepRecord,
+    check_step_can_be_recorded,
+    check_step_result,
+)
 from agents_run.domain.json_data import JsonObject, json_object_copy
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
@@ -346,6 +350,7 @@ class InMemoryRunStore:
         return True
 
     async def record_step(self, record: StepRecord) -> None:
+        check_step_result(record)
         stored = self._stored(record.run_id)
         check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
         stored.steps[record.index] = replace(record, result=copy.deepcopy(record.result))

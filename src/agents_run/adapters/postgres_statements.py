@@ -170,10 +170,16 @@ class Statements:
         )
         self.cancel_requested = q("SELECT cancel_requested FROM {s}.runs WHERE id = %s")
         # FOR SHARE: an append that would end the run waits for the step, or the step for it.
-        self.get_run_for_share = q(f"SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s FOR SHARE")
-        self.step_exists = q("SELECT 1 FROM {s}.steps WHERE run_id = %s AND idx = %s")
+        # The run's row read (and share-locked against a concurrent take-over) and the entry
+        # written in one statement: the insert happens where the run is running and no later
+        # attempt holds it; otherwise the row says why not (check_step_can_be_recorded).
         self.record_step = q(
-            f"INSERT INTO {{s}}.steps ({STEP_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+            f"WITH run AS (SELECT {RUN_COLUMNS} FROM {{s}}.runs WHERE id = %s FOR SHARE),"
+            f" recorded AS (INSERT INTO {{s}}.steps ({STEP_COLUMNS})"
+            " SELECT %s, %s, %s, %s, %s, %s FROM run"
+            " WHERE run.status = 'running' AND run.attempt <= %s"
+            " ON CONFLICT (run_id, idx) DO NOTHING RETURNING idx)"
+            f" SELECT {RUN_COLUMNS}, EXISTS (SELECT 1 FROM recorded) FROM run"
         )
         self.read_steps = q(
             f"SELECT {STEP_COLUMNS} FROM {{s}}.steps WHERE run_id = %s ORDER BY idx"

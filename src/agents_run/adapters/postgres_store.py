@@ -53,7 +53,11 @@ from agents_run.adapters.sql_rows import (
 )
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import NextRunEvent, Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
+from agents_run.domain.journal import (
+    StepRecord,
+    check_step_can_be_recorded,
+    check_step_result,
+)
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import (
     AgentsRunError,
@@ -290,20 +294,18 @@ class PostgresRunStore(PostgresConnections):
         return await self._connect()
 
     async def record_step(self, record: StepRecord) -> None:
-        async with self._connection() as connection, connection.transaction():
-            cursor = await connection.execute(self._statements.get_run_for_share, (record.run_id,))
+        check_step_result(record)
+        values = step_values(record, dump_json=Jsonb)
+        async with self._connection() as connection:  # one statement: one round trip
+            cursor = await connection.execute(
+                self._statements.record_step, (record.run_id, *values, record.attempt)
+            )
             row = await cursor.fetchone()
-            if row is None:
-                raise RunNotFound(record.run_id)
-            taken = await connection.execute(
-                self._statements.step_exists, (record.run_id, record.index)
-            )
-            check_step_can_be_recorded(
-                run_from_row(row), record, await taken.fetchone() is not None
-            )
-            await connection.execute(
-                self._statements.record_step, step_values(record, dump_json=Jsonb)
-            )
+        if row is None:
+            raise RunNotFound(record.run_id)
+        *run_row, recorded = row
+        if not recorded:
+            check_step_can_be_recorded(run_from_row(tuple(run_row)), record, index_taken=True)
 
     async def read_steps(self, run_id: str) -> list[StepRecord]:
         async with self._connection() as connection:

@@ -43,7 +43,11 @@ from agents_run.adapters.sql_rows import (
 from agents_run.adapters.sqlite_connections import SqliteConnections
 from agents_run.arguments import require_seconds
 from agents_run.domain.events import Run, RunEvent, RunStatus, next_run_event
-from agents_run.domain.journal import StepRecord, check_step_can_be_recorded
+from agents_run.domain.journal import (
+    StepRecord,
+    check_step_can_be_recorded,
+    check_step_result,
+)
 from agents_run.domain.json_data import JsonObject, ensure_json_object
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
@@ -237,6 +241,8 @@ class SqliteRunStore(SqliteConnections):
                 woken.cancel()
 
     async def record_step(self, record: StepRecord) -> None:
+        check_step_result(record)
+
         def insert(connection: sqlite3.Connection) -> None:
             rows = connection.execute(
                 f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (record.run_id,)

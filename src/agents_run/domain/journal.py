@@ -13,7 +13,7 @@ from typing import Any
 
 from agents_run.domain.events import Run, RunStatus
 from agents_run.domain.json_data import ensure_json_value
-from agents_run.errors import InvalidTransition, StaleRunState
+from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
 class StepKind(enum.StrEnum):
@@ -42,13 +42,23 @@ class StepRecord:
             raise ValueError(f"kind must be a StepKind, got {self.kind!r}")
 
 
+def check_step_result(record: StepRecord) -> None:
+    """Every store calls this before it writes anything of a ``record_step``: results are JSON."""
+    ensure_json_value(record.result, f"the result of {record.kind.value} {record.name!r}")
+
+
 def check_step_can_be_recorded(run: Run, record: StepRecord, index_taken: bool) -> None:
-    """Every store calls this inside its ``record_step``: steps belong to a running run, each
-    index once, results JSON."""
+    """Every store calls this inside its ``record_step``: steps belong to a running run, are
+    recorded by its current attempt (an attempt whose run was taken over since is fenced off,
+    as its appends are), each index once."""
     if run.status is not RunStatus.RUNNING:
         raise InvalidTransition(
             f"run {run.id!r} is {run.status.value}: steps are recorded only while it runs"
         )
+    if record.attempt < run.attempt:
+        raise StaleAttempt(
+            f"run {run.id!r} was taken over by attempt {run.attempt}: attempt "
+            f"{record.attempt} can no longer record its journal"
+        )
     if index_taken:
         raise StaleRunState(f"run {run.id!r} already has journal entry {record.index}")
-    ensure_json_value(record.result, f"the result of {record.kind.value} {record.name!r}")
