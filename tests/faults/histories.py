@@ -104,3 +104,25 @@ def step_executions(log: Path) -> collections.Counter[tuple[str, int]]:
             run_id, index, _pid = line.split()
             executions[(run_id, int(index))] += 1
     return executions
+
+
+def counted_steps_problems(
+    runs: Iterable[Streamed], log: Path, steps: int, *, kills_per_run: int = 1
+) -> list[str]:
+    """What breaks, in runs of ``counted-steps`` with ``steps`` steps whose workers were killed,
+    "the run finished, its stream got each step once in order, and each step executed once,
+    except the one in flight at each kill, which may have run twice"."""
+    executions = step_executions(log)
+    problems = []
+    for run in runs:
+        if not run.events or run.events[-1].type != "RunFinished":
+            last = run.events[-1] if run.events else None
+            problems.append(f"{run.run_id}: did not finish: {last}")
+        yielded = [event.data["step"] for event in run.events if event.type == "RunStep"]
+        if yielded != list(range(steps)):
+            problems.append(f"{run.run_id}: streamed steps {yielded}")
+        counts = [executions[(run.run_id, index)] for index in range(steps)]
+        again = sum(count - 1 for count in counts if count > 1)
+        if 0 in counts or again > kills_per_run:
+            problems.append(f"{run.run_id}: executions per step {counts}")
+    return problems

@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
 
 from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import get_infra
@@ -18,14 +19,39 @@ from agents_run.application.outbox_publisher import (
 )
 from agents_run.application.run_worker import run_worker_once
 from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
-from agents_run.application.take_over_runs import take_over_lapsed_runs
+from agents_run.application.take_over_runs import find_lapsed_runs, take_over_run
 from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.events import Run
 
 log = logging.getLogger("agents_run.worker")
 
 MAX_BACKOFF = 5.0
 # How often an idle publisher runs the retention job of published outbox rows.
 RETENTION_INTERVAL = 60.0
+
+
+class _LapsedRuns:
+    """The runs the last lease check found lapsed, waiting for a free worker loop; ``found``
+    is set while there are any, to wake idle loops."""
+
+    def __init__(self) -> None:
+        self._runs: deque[Run] = deque()
+        self.found = asyncio.Event()
+
+    def replace(self, runs: Iterable[Run]) -> None:
+        self._runs = deque(runs)
+        if self._runs:
+            self.found.set()
+        else:
+            self.found.clear()
+
+    def next(self) -> Run | None:
+        if not self._runs:
+            return None
+        run = self._runs.popleft()
+        if not self._runs:
+            self.found.clear()
+        return run
 
 
 async def serve_worker(
@@ -39,7 +65,8 @@ async def serve_worker(
     sweep_interval: float = 30.0,
     lease_check_interval: float | None = None,
 ) -> int:
-    """Run ``concurrency`` worker loops until ``draining`` is set; return the jobs they ran.
+    """Run ``concurrency`` worker loops until ``draining`` is set; return the runs they executed
+    (queued jobs and take-overs).
 
     Once ``draining`` is set no new job is taken; runs in progress go on until they end or until
     ``stop`` is set, when they end at their next step (see ``run_worker_once``). An error from
@@ -48,7 +75,9 @@ async def serve_worker(
     and every ``sweep_interval`` seconds the runs with no live job that have not changed for
     ``orphan_after`` seconds are ended (``sweep_orphaned_runs``). Every
     ``lease_check_interval`` seconds (by default a fifth of the infra's lease) the runs whose
-    lease lapsed are taken over (``take_over_lapsed_runs``).
+    lease lapsed are listed (``find_lapsed_runs``), and each loop that is free takes one over
+    (``take_over_run``) before it takes another job: a take-over is executed like a job, within
+    ``concurrency``, and drained and stopped like one.
     """
     require_positive_int(concurrency, "concurrency")
     require_seconds(idle_poll, "idle_poll", positive=True)
@@ -59,11 +88,18 @@ async def serve_worker(
     require_seconds(lease_check_interval, "lease_check_interval", positive=True)
     require_seconds(sweep_interval, "sweep_interval", positive=True)
 
+    lapsed = _LapsedRuns()
+
     async def worker_loop(index: int) -> int:
         jobs = 0
         backoff = idle_poll
         while not draining.is_set():
             try:
+                if (run := lapsed.next()) is not None:
+                    if await take_over_run(run, stop=stop):
+                        jobs += 1
+                    backoff = idle_poll
+                    continue
                 if await run_worker_once(stop=stop):
                     jobs += 1
                     backoff = idle_poll
@@ -74,7 +110,7 @@ async def serve_worker(
                     f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
                 )
                 backoff = min(backoff * 2, MAX_BACKOFF)
-            await _wait(draining, backoff)
+            await _wait(draining, backoff, also=lapsed.found)
         return jobs
 
     async def every(interval: float, doing: str, chore: Callable[[], Awaitable[object]]) -> None:
@@ -91,11 +127,11 @@ async def serve_worker(
     async def sweep() -> None:
         await sweep_orphaned_runs(older_than=orphan_after)
 
-    async def take_over() -> None:
-        await take_over_lapsed_runs()
+    async def find_lapsed() -> None:
+        lapsed.replace(await find_lapsed_runs())
 
     chores = [
-        asyncio.create_task(every(lease_check_interval, "taking over lapsed runs", take_over)),
+        asyncio.create_task(every(lease_check_interval, "listing lapsed runs", find_lapsed)),
         asyncio.create_task(
             every(stalled_check_interval, "checking for stalled jobs", recover_stalled_jobs)
         ),
@@ -145,6 +181,15 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
     return published
 
 
-async def _wait(event: asyncio.Event, timeout: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), timeout)
+async def _wait(event: asyncio.Event, timeout: float, *, also: asyncio.Event | None = None) -> None:
+    """Until ``event`` (or ``also``) is set, or ``timeout`` seconds."""
+    if also is None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return
+    waits = [asyncio.ensure_future(event.wait()), asyncio.ensure_future(also.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()

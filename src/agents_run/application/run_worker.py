@@ -273,9 +273,11 @@ async def _run_agent(
                         raise ctx.store_failure  # recording a step failed: a worker error
                     return await _agent_failed(infra, ctx, next_.value)
                 if next_.outcome is Outcome.CANCELLED:
+                    await ctx.flush()  # what the interrupted step read of ctx.now(), first
                     await _append(infra, run_id, EventType.RUN_CANCELLED, {})
                     return EventType.RUN_CANCELLED
                 if next_.outcome is Outcome.STOPPED:
+                    await ctx.flush()
                     return await _stopped(infra, run_id, "during the step after seq")
                 data = next_.value
                 steps_taken += 1
