@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 EVENT_SCHEMA = "run-event.schema.json"
 JOB_SCHEMA = "run-job.schema.json"
+HISTORY_SCHEMA = "run-history.schema.json"
 
 
 @functools.cache

@@ -8,6 +8,7 @@ from agents_run.application.outbox_publisher import (
     drain_outbox_for_run,
     publish_pending_outbox_events_once,
 )
+from agents_run.application.replay_history import ReplayReport, load_history, replay_history
 from agents_run.application.run_context import RetryPolicy, RunContext
 from agents_run.application.run_until_idle import run_until_idle
 from agents_run.application.run_worker import run_worker_once
@@ -18,12 +19,17 @@ from agents_run.application.sweep_runs import sweep_orphaned_runs
 from agents_run.config import load_infra_from_config
 from agents_run.domain.events import EventType, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType
+from agents_run.domain.history import RunHistory
 from agents_run.errors import (
     AgentsRunError,
     DrainDidNotSettle,
     InfraConfigError,
     InfraUnavailable,
     InvalidArgument,
+    InvalidHistory,
+    NondeterministicReplay,
+    PayloadTooLarge,
+    ReplayTimedOut,
     RunDidNotEnd,
     RunNotFound,
     StepResultNotJson,
@@ -46,12 +52,18 @@ __all__ = [
     "InfraConfigError",
     "InfraUnavailable",
     "InvalidArgument",
+    "InvalidHistory",
     "ManualClock",
+    "NondeterministicReplay",
+    "PayloadTooLarge",
     "QueuePort",
+    "ReplayReport",
+    "ReplayTimedOut",
     "RetryPolicy",
     "RunContext",
     "RunDidNotEnd",
     "RunEvent",
+    "RunHistory",
     "RunNotFound",
     "RunStatus",
     "RunStorePort",
@@ -62,9 +74,11 @@ __all__ = [
     "cancel_run",
     "drain_outbox_for_run",
     "get_infra",
+    "load_history",
     "load_infra_from_config",
     "publish_pending_outbox_events_once",
     "register_agent",
+    "replay_history",
     "reset_infra",
     "restoring_agents",
     "run_until_idle",

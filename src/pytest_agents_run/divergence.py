@@ -4,7 +4,8 @@ Used where repeats of a deterministic test disagree and where a test's trace no 
 its golden trace: the first differing entry named by its operation, run, sequence and agent, the
 path of the first differing value inside it, long strings shown as a window around the first
 differing character, and a trace that holds the same entries in another order called a
-reordering, with the first pair that swapped.
+reordering, with the first pair that swapped. The value formatting (paths, windows, bounds) is
+``agents_run.domain.differences``, shared with the reports of a replay.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import json
 import shlex
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from agents_run.domain.differences import (
+    WIDTH,
+    bounded,
+    first_difference,
+    first_differing_character,
+    long_strings,
+    short,
+    shown,
+)
 from pytest_agents_run.recording import TraceEntry
-
-WIDTH = 100  # no report line is longer
-_WINDOW = 24  # characters shown on each side of the first differing character of a long string
-_MISSING = object()
 
 
 def trace_divergence(
@@ -43,19 +48,20 @@ def trace_divergence(
     ours = expected[first] if first < len(expected) else None
     theirs = actual[first] if first < len(actual) else None
     if ours is not None and theirs is not None and ours.get("op") == theirs.get("op"):
-        path, left, right = _first_difference(ours, theirs, "")
+        path, left, right = first_difference(ours, theirs)
+        path = path or "(the entry)"
         where = f"entry {first + 1} ({_describe(ours, agents)}): {path}"
-        inline = f"  {where}: {_short(left)} != {_short(right)}"
-        if len(inline) <= WIDTH and not _long_strings(left, right):
+        inline = f"  {where}: {short(left)} != {short(right)}"
+        if len(inline) <= WIDTH and not long_strings(left, right):
             lines = [inline[2:], f"  ({expected_name} != {actual_name}; {counts})"]
         else:  # one value a line, long strings as a window around the first difference
-            at = _first_differing_character(left, right)
+            at = first_differing_character(left, right)
             named = f", from character {at + 1}" if at is not None else ""
             room = WIDTH - 6 - max(len(expected_name), len(actual_name))
             lines = [
                 f"{where}{named}:",
-                f"  {expected_name}: {_shown(left, at, room)}",
-                f"  {actual_name}: {_shown(right, at, room)}",
+                f"  {expected_name}: {shown(left, at, room)}",
+                f"  {actual_name}: {shown(right, at, room)}",
                 f"  ({counts})",
             ]
     elif theirs is not None and actual[first + 1 :] == expected[first:]:
@@ -77,7 +83,7 @@ def trace_divergence(
             f"  {actual_name}: {_entry_json(theirs)}",
             f"  ({counts})",
         ]
-    return [_bounded("  " + line) for line in lines]
+    return [bounded("  " + line) for line in lines]
 
 
 def _same_entries(expected: list[TraceEntry], actual: list[TraceEntry]) -> bool:
@@ -110,7 +116,7 @@ def _reordering(
         f"  {actual_name}: entry {first + 1} {_describe(theirs, agents)}",
         f"  {' ' * (len(actual_name) + 2)}then entry {later_theirs + 1} {_describe(ours, agents)}",
     ]
-    return [_bounded("  " + line) for line in lines]
+    return [bounded("  " + line) for line in lines]
 
 
 def _agents_by_run(entries: list[TraceEntry]) -> dict[str, str]:
@@ -133,58 +139,10 @@ def _describe(entry: TraceEntry, agents: dict[str, str]) -> str:
     return f"{described}, agent {agent}" if agent else described
 
 
-def _first_difference(left: Any, right: Any, path: str) -> tuple[str, Any, Any]:
-    if isinstance(left, dict) and isinstance(right, dict):
-        for key in sorted(set(left) | set(right)):
-            ours, theirs = left.get(key, _MISSING), right.get(key, _MISSING)
-            if ours != theirs or (ours is _MISSING) != (theirs is _MISSING):
-                step = f".{key}" if str(key).isidentifier() else f"[{json.dumps(key)}]"
-                return _first_difference(ours, theirs, (path + step).lstrip("."))
-    if isinstance(left, list) and isinstance(right, list):
-        for index in range(max(len(left), len(right))):
-            ours = left[index] if index < len(left) else _MISSING
-            theirs = right[index] if index < len(right) else _MISSING
-            if ours != theirs or (ours is _MISSING) != (theirs is _MISSING):
-                return _first_difference(ours, theirs, f"{path}[{index}]")
-    return path or "(the entry)", left, right
-
-
-def _long_strings(left: Any, right: Any) -> bool:
-    return isinstance(left, str) and isinstance(right, str) and len(left) + len(right) > 40
-
-
-def _first_differing_character(left: Any, right: Any) -> int | None:
-    if not _long_strings(left, right):
-        return None
-    return next(
-        (i for i, (a, b) in enumerate(zip(left, right, strict=False)) if a != b),
-        min(len(left), len(right)),
-    )
-
-
-def _shown(value: Any, at: int | None, room: int) -> str:
-    if at is None or not isinstance(value, str):
-        return _short(value, room)
-    start, end = max(0, at - _WINDOW), at + _WINDOW
-    shown = json.dumps(value[start:end], ensure_ascii=False)
-    return ("…" if start else "") + shown + ("…" if end < len(value) else "")
-
-
-def _short(value: Any, width: int = 40) -> str:
-    if value is _MISSING:
-        return "(missing)"
-    shown = json.dumps(value, sort_keys=True, ensure_ascii=False)
-    return shown if len(shown) <= width else shown[: width - 1] + "…"
-
-
 def _entry_json(entry: TraceEntry | None) -> str:
     if entry is None:
         return "(no entry: the trace ended)"
     return json.dumps(entry, sort_keys=True, ensure_ascii=False)
-
-
-def _bounded(line: str) -> str:
-    return line if len(line) <= WIDTH else line[: WIDTH - 1] + "…"
 
 
 def rerun_command(config: pytest.Config, nodeid: str, *, repeats: int = 1) -> str:

@@ -1,5 +1,6 @@
 """Bad input everywhere: every public function and command refuses it with a named error,
-within a deadline, shows no secret, and persists or enqueues nothing."""
+within a deadline, shows no secret, and persists or enqueues nothing. The HTTP endpoints have
+their table in test_bad_http_input.py."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ FUNCTION_CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     "start_run agent bytes": _call(start_run, b"echo", {}),
     "start_run agent list": _call(start_run, ["echo"], {}),
     # start_run: the input
+    "start_run huge unknown agent": _call(start_run, "a" * 100_000, {}),
     "start_run input None": _call(start_run, "echo", None),
     "start_run input str": _call(start_run, "echo", '{"text": "a"}'),
     "start_run input list": _call(start_run, "echo", ["a"]),
@@ -67,6 +69,7 @@ FUNCTION_CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     "start_run input bytes": _call(start_run, "echo", {"text": b"a"}),
     "start_run input set": _call(start_run, "echo", {"text": {1, 2}}),
     "start_run input tuple key": _call(start_run, "echo", {(1,): "a"}),
+    "start_run input over the payload limit": _call(start_run, "echo", {"text": "x" * 2**20}),
     # stream_run
     "stream_run unknown id": _call(_events, "run-nope"),
     "stream_run empty id": _call(_events, ""),
@@ -111,6 +114,10 @@ FUNCTION_CASES: dict[str, Callable[[], Awaitable[Any]]] = {
     ),
     "config lease seconds negative": _call(read_config, {"AGENTS_RUN_LEASE_SECONDS": "-1"}),
     "config lease seconds not a number": _call(read_config, {"AGENTS_RUN_LEASE_SECONDS": "x"}),
+    "config payload limit too small": _call(read_config, {"AGENTS_RUN_MAX_PAYLOAD_BYTES": "10"}),
+    "config payload limit not a number": _call(
+        read_config, {"AGENTS_RUN_MAX_PAYLOAD_BYTES": "1 MiB"}
+    ),
 }
 
 
@@ -126,6 +133,7 @@ async def test_a_function_refuses_bad_input_with_a_named_error(infra: Infra, cas
             await FUNCTION_CASES[case]()
     assert SECRET not in str(raised.value)
     assert str(raised.value)  # says what was wrong
+    assert len(str(raised.value)) < 2000  # and does not echo a huge value back
     await _nothing_stored(infra)
 
 
@@ -135,6 +143,12 @@ CLI_CASES: dict[str, list[str]] = {
     "start input a list": ["start", "echo", "--input", "[1]"],
     "start input a string": ["start", "echo", "--input", '"a"'],
     "start input NaN": ["start", "echo", "--input", '{"a": NaN}'],
+    "start input over the payload limit": [
+        "start",
+        "echo",
+        "--input",
+        '{"a": "%s"}' % ("x" * 2**20),
+    ],
     "tail unknown run": ["tail", "run-nope"],
     "tail from-seq 0": ["tail", "run-nope", "--from-seq", "0"],
     "tail from-seq not a number": ["tail", "run-nope", "--from-seq", "x"],
@@ -155,13 +169,13 @@ def test_a_command_refuses_bad_input_with_an_error_exit_and_a_message(
     monkeypatch.setenv("AGENTS_RUN_STORE_URL", "memory://")
     try:
         code = main(CLI_CASES[case])
-    except SystemExit as exit_:  # argparse's own refusals (2), or a message (exit code 1)
+    except SystemExit as exit_:  # argparse's own refusals
         code = exit_.code if isinstance(exit_.code, int) else 1
         message = exit_.code if isinstance(exit_.code, str) else ""
     else:
         message = ""
     captured = capsys.readouterr()
-    assert code in (1, 2)
+    assert code == 2  # bad usage or input, whoever refuses it (argparse or agents-run)
     assert (captured.err + message).strip()
     assert SECRET not in captured.err + message
     assert captured.out == ""  # no run id printed: nothing started

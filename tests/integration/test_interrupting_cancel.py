@@ -174,3 +174,27 @@ async def test_a_stopped_worker_interrupts_the_step_in_flight(
     assert long.unwound == ["call", "agent"]
     async with running_worker():
         pass  # publishes what the worker appended
+
+
+@pytest.mark.parametrize("ending", ["returns", "raises"])
+async def test_true_means_run_cancelled_even_where_the_agent_ends_before_the_interruption(
+    infra: Infra, register: Register, ending: str
+) -> None:
+    answers: list[bool] = []
+
+    @register("ends-right-after-its-cancel")
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        # Its own cancellation, from inside a step: nothing awaits between it and the end.
+        answers.append(await ctx.step("cancel", cancel_run, ctx.run_id))
+        if ending == "raises":
+            raise RuntimeError("done anyway")
+        if not answers:
+            yield {}  # an async generator that yields nothing
+
+    run_id = await start_run("ends-right-after-its-cancel", {})
+    async with running_worker():
+        terminal = await wait_for_run(run_id, timeout=30)
+    # In memory the step returns first; on PostgreSQL its NOTIFY may interrupt the step itself.
+    assert answers in ([True], [])
+    assert (terminal.type, terminal.data) == ("RunCancelled", {})
+    assert (await infra.store.get_run(run_id)).status == "cancelled"

@@ -120,8 +120,8 @@ async def test_a_changed_yield_ends_the_resumed_run_nondeterministic_replay(
     assert last_data["error_type"] == "NondeterministicReplay"
     # ...whose step has another name: the first difference is in the journal (entry 1 is now).
     assert last_data["message"] == (
-        "the agent departed from the run's record at journal entry 2: recorded step \"search "
-        'v1", now step "search v2"'
+        "the agent departed from the run's record at journal entry 2 name: recorded "
+        '"search v1", now "search v2"'
     )
     assert researcher.calls == ["search", "summarise"], "a diverging step's fn is not called"
 
@@ -151,8 +151,8 @@ async def test_a_yield_differing_from_the_record_is_reported_with_both_values(
             "RunFailed",
             {
                 "error_type": "NondeterministicReplay",
-                "message": "the agent departed from the run's record at seq 2: recorded "
-                'RunStep {"n":1}, now {"n":2}',
+                "message": "the agent departed from the run's record at seq 2 RunStep data.n: "
+                "recorded 1, now 2",
             },
         ),
     ]
@@ -180,7 +180,7 @@ async def test_an_agent_that_ends_before_its_recorded_steps_is_a_divergence(
     await forget(worker)
     _, last_data = (await history(infra, run_id))[-1]
     assert last_data["message"] == (
-        'the agent departed from the run\'s record at seq 2: recorded RunStep {"step":1}, '
+        'the agent departed from the run\'s record at seq 2 RunStep: recorded {"step": 1}, '
         "now the agent ended"
     )
 

@@ -217,7 +217,13 @@ async def test_a_client_that_stops_reading_is_disconnected_after_the_write_timeo
     infra: Infra,
 ) -> None:
     limits = HttpLimits(write_timeout=0.2, keepalive_interval=0.05)
-    run_id = await start_run("echo", {"text": ("x" * 10_000 + " ") * 2_000})  # 20 MB of events
+
+    @register_agent("floods")
+    async def agent(input: JsonObject) -> AsyncIterator[JsonObject]:
+        for _ in range(2_000):
+            yield {"text": "x" * 10_000}  # 20 MB of events, each under the payload limit
+
+    run_id = await start_run("floods", {})
     await run_until_idle()
     app = create_app(infra, limits=limits, allow_guessable_ids=True)
     async with running_server(app, "127.0.0.1", 0, limits) as running:

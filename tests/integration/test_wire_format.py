@@ -16,6 +16,7 @@ from bullmq import Queue
 from redis.asyncio import Redis
 
 from agents_run import (
+    EventType,
     Infra,
     InMemoryRunStore,
     cancel_run,
@@ -82,6 +83,19 @@ def test_the_schemas_are_valid_and_reject_what_breaks_the_rules() -> None:
     assert violations(EVENT_SCHEMA, {"run_id": "r", "seq": 0, "type": "RunStep", "data": {}})
     assert violations(EVENT_SCHEMA, {"run_id": "r", "seq": 1, "type": "RunFailed", "data": {}})
     assert violations(JOB_SCHEMA, {"name": "run", "data": {"run_id": "a:b"}, "opts": {}})
+    resumed = {"attempt": 2, "resumed_after_seq": 3}
+    assert (
+        violations(EVENT_SCHEMA, {"run_id": "r", "seq": 4, "type": "RunResumed", "data": resumed})
+        == []
+    )
+    assert violations(EVENT_SCHEMA, {"run_id": "r", "seq": 4, "type": "RunResumed", "data": {}})
+
+
+def test_the_event_schema_names_every_event_type() -> None:
+    schema = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs/schemas" / EVENT_SCHEMA).read_text()
+    )
+    assert schema["properties"]["type"]["enum"] == [str(t) for t in EventType]
 
 
 async def test_every_event_published_on_the_bus_matches_the_event_schema(

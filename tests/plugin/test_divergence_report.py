@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from pytest_agents_run.divergence import WIDTH, trace_divergence
+from agents_run.domain.differences import WIDTH
+from pytest_agents_run.divergence import trace_divergence
 from pytest_agents_run.recording import TraceEntry
 
 WORDS = " ".join(f"word{n}" for n in range(300))

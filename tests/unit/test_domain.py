@@ -13,7 +13,7 @@ from agents_run import EventType, FailureType, InvalidArgument, RunEvent, RunSta
 from agents_run.domain.events import NextRunEvent, next_run_event, status_after
 from agents_run.domain.failures import failure_data, failure_of
 from agents_run.domain.json_data import ensure_json_object, json_object_copy
-from agents_run.errors import InvalidTransition, StaleRunState
+from agents_run.errors import InvalidTransition, PayloadTooLarge, StaleRunState
 
 
 class Color(enum.StrEnum):
@@ -163,9 +163,18 @@ def test_the_next_event_of_a_run_takes_the_next_seq_and_moves_the_status() -> No
     assert appended == NextRunEvent(
         event=RunEvent(run_id="run-1", seq=5, type="RunStep", data={"text": "a"}),
         status=RunStatus.RUNNING,
+        data_json='{"text":"a"}',
     )
     data["text"] = "changed later"
     assert appended.event.data == {"text": "a"}
+
+
+def test_event_data_over_the_payload_limit_is_refused_with_its_size() -> None:
+    data = {"text": "é" * 10_000}  # 10,000 characters, 20,000 bytes of UTF-8
+    with pytest.raises(PayloadTooLarge, match="data of RunStep event is 20011 bytes as JSON"):
+        next_run_event("run-1", RunStatus.RUNNING, 1, "RunStep", data, max_payload_bytes=20_000)
+    appended = next_run_event("run-1", RunStatus.RUNNING, 1, "RunStep", data)
+    assert len(appended.data_json.encode()) == 20_011
 
 
 def test_the_next_event_of_a_run_checks_the_expected_status_then_the_life_cycle() -> None:

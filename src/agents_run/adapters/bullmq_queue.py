@@ -110,6 +110,16 @@ class BullMQQueue:
         self._held: dict[str, BullJob] = {}  # run id -> the taken job (its token inside)
         self._closed = False
 
+    async def claim_deployment(self, marker: str) -> str:
+        """Set this prefix's deployment marker to ``marker`` where none is set; return the marker
+        set, this call's or an earlier one's (config/deployment.py). Under the queue's keys, so
+        removing the prefix's keys removes it too."""
+        key = f"{self.key_prefix}:{self.name}:agents-run-deployment"
+        async with reporting_unavailable(self.url, "claiming the deployment marker"):
+            await self._client.set(key, marker, nx=True)
+            claimed = await self._client.get(key)
+        return str(claimed) if claimed is not None else marker  # str: decode_responses
+
     async def enqueue(self, run_id: str) -> None:
         if not run_id or ":" in run_id:
             raise InvalidArgument(f"run id {run_id!r} cannot be a BullMQ job id: use no ':'")

@@ -20,8 +20,15 @@ from agents_run.domain.journal import (
     StepRecord,
     check_step_can_be_recorded,
     check_step_result,
+    step_result_json,
 )
-from agents_run.domain.json_data import JsonObject, json_object_copy
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    check_payload_limit,
+    json_object_copy,
+    json_text,
+)
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, OutboxRow, QueueCounts
 
@@ -226,9 +233,15 @@ class InMemoryRunStore:
 
     ``max_finished_runs``: keep at most that many ended runs (for a long-running server), the
     oldest ended forgotten first once its outbox rows are published; None keeps every run.
+    ``max_payload_bytes``: the largest run input, event data or step result, as JSON.
     """
 
-    def __init__(self, *, max_finished_runs: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_finished_runs: int | None = None,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    ) -> None:
         if max_finished_runs is not None and (
             isinstance(max_finished_runs, bool)
             or not isinstance(max_finished_runs, int)
@@ -238,6 +251,7 @@ class InMemoryRunStore:
                 f"max_finished_runs must be an int >= 0 or None, got {max_finished_runs!r}"
             )
         self._max_finished_runs = max_finished_runs
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         self._finished: dict[str, None] = {}  # ended runs, in the order they ended
         self._runs: dict[str, _StoredRun] = {}
         self._outbox: dict[int, OutboxRow] = {}
@@ -252,6 +266,7 @@ class InMemoryRunStore:
             raise InvalidArgument(f"run {run.id!r} already exists")
         # Copies, as a real store would keep: a caller mutating its dict later changes nothing.
         stored_input = json_object_copy(run.input, "run input")
+        json_text(stored_input, "run input", self.max_payload_bytes)  # measured as SQL stores do
         self._runs[run.id] = _StoredRun(_changed(run, input=stored_input))
 
     async def get_run(self, run_id: str) -> Run:
@@ -278,6 +293,8 @@ class InMemoryRunStore:
             expected_status=expected_status,
             current_attempt=run.attempt,
             attempt=attempt,
+            max_payload_bytes=self.max_payload_bytes,
+            cancel_requested=run.cancel_requested,
         )
         event = appended.event
         stored.events.append(event)
@@ -353,6 +370,7 @@ class InMemoryRunStore:
         check_step_result(record)
         stored = self._stored(record.run_id)
         check_step_can_be_recorded(stored.run, record, record.index in stored.steps)
+        step_result_json(record, self.max_payload_bytes)  # measured as the SQL stores do
         stored.steps[record.index] = replace(record, result=copy.deepcopy(record.result))
 
     async def read_steps(self, run_id: str) -> list[StepRecord]:

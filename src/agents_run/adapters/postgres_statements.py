@@ -24,6 +24,16 @@ class KnownRun:
     status: RunStatus
     last_seq: int
     attempt: int
+    cancel_requested: bool = False
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def as_jsonb(text: str) -> Jsonb:
+    """A parameter for a ``jsonb`` column, from JSON text serialised (and measured) already."""
+    return Jsonb(text, dumps=_as_is)
 
 
 def append_parameters(
@@ -35,13 +45,14 @@ def append_parameters(
         "run_id": event.run_id,
         "seq": event.seq,
         "type": event.type,
-        "data": Jsonb(event.data),
+        "data": as_jsonb(appended.data_json),
         "status": appended.status.value,
         "at": at,
         "channel": channel,
         "was_status": known.status.value,
         "was_seq": known.last_seq,
         "was_attempt": known.attempt,
+        "was_cancel_requested": known.cancel_requested,
     }
 
 
@@ -107,6 +118,14 @@ class Statements:
                 "CREATE INDEX IF NOT EXISTS runs_live_by_update ON {s}.runs"
                 f' (updated_at, id COLLATE "C") WHERE status IN {live_statuses}'
             ),
+            # Which Redis key prefix this store's deployment uses (config/deployment.py).
+            q(
+                "CREATE TABLE IF NOT EXISTS {s}.deployment ("
+                " one_row boolean PRIMARY KEY DEFAULT true CHECK (one_row),"
+                " key_prefix text NOT NULL,"
+                " token text NOT NULL,"
+                " claimed_at timestamptz NOT NULL DEFAULT now())"
+            ),
             # Added by a later version: `db init` on an older schema adds them.
             q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS attempt integer NOT NULL DEFAULT 0"),
             q("ALTER TABLE {s}.runs ADD COLUMN IF NOT EXISTS lease_until timestamptz"),
@@ -115,6 +134,10 @@ class Statements:
                 " (lease_until, id COLLATE \"C\") WHERE status = 'running'"
             ),
         ]
+        self.claim_deployment = q(
+            "INSERT INTO {s}.deployment (key_prefix, token) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        )
+        self.read_deployment = q("SELECT key_prefix, token FROM {s}.deployment")
         self.create_run = q(
             f"INSERT INTO {{s}}.runs ({RUN_COLUMNS})"
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -126,7 +149,10 @@ class Statements:
             ' AND updated_at < %s ORDER BY updated_at, id COLLATE "C" LIMIT %s'
         )
         self.run_exists = q("SELECT 1 FROM {s}.runs WHERE id = %s")
-        self.lock_run = q("SELECT status, last_seq, attempt FROM {s}.runs WHERE id = %s FOR UPDATE")
+        self.lock_run = q(
+            "SELECT status, last_seq, attempt, cancel_requested FROM {s}.runs WHERE id = %s"
+            " FOR UPDATE"
+        )
         # The row lock of the UPDATE makes taking a lease atomic across processes.
         self.acquire_lease = q(
             "UPDATE {s}.runs SET attempt = attempt + 1, lease_until = %(until)s"
@@ -142,14 +168,16 @@ class Statements:
             ' AND lease_until <= %s ORDER BY lease_until, id COLLATE "C" LIMIT %s'
         )
         # One round trip: the run changes only where it is still in the state the append's rule
-        # was checked against (the UPDATE takes its row lock and re-checks that after any wait);
+        # was checked against, its cancel flag included (the UPDATE takes its row lock and
+        # re-checks that after any wait: a cancel committed first sends it to the locked path);
         # the event, its outbox row and the NOTIFY follow only where it did. No row: nothing
         # written. Data-modifying CTEs always run, and NOTIFY is delivered on commit.
         self.append_event = q(
             "WITH moved AS ("
             "  UPDATE {s}.runs SET status = %(status)s, last_seq = %(seq)s, updated_at = %(at)s"
             "  WHERE id = %(run_id)s AND status = %(was_status)s AND last_seq = %(was_seq)s"
-            "  AND attempt = %(was_attempt)s RETURNING id),"
+            "  AND attempt = %(was_attempt)s AND cancel_requested = %(was_cancel_requested)s"
+            "  RETURNING id),"
             " appended AS ("
             "  INSERT INTO {s}.events (run_id, seq, type, data)"
             "  SELECT id, %(seq)s, %(type)s, %(data)s FROM moved RETURNING run_id, seq),"

@@ -31,7 +31,6 @@ from datetime import datetime
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
@@ -41,6 +40,7 @@ from agents_run.adapters.postgres_statements import (
     KnownRun,
     Statements,
     append_parameters,
+    as_jsonb,
 )
 from agents_run.adapters.sql_rows import (
     LIVE_STATUSES,
@@ -57,8 +57,15 @@ from agents_run.domain.journal import (
     StepRecord,
     check_step_can_be_recorded,
     check_step_result,
+    step_result_json,
 )
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    check_payload_limit,
+    ensure_json_object,
+    json_text,
+)
 from agents_run.errors import (
     AgentsRunError,
     InvalidArgument,
@@ -97,6 +104,7 @@ class PostgresRunStore(PostgresConnections):
         schema: str = DEFAULT_SCHEMA,
         connect_timeout: float = 5.0,
         max_connections: int = 10,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if not url.lower().startswith(("postgresql://", "postgres://")):
             # Only URLs: their password is found and redacted; a conninfo string's would not be.
@@ -112,6 +120,7 @@ class PostgresRunStore(PostgresConnections):
         require_seconds(connect_timeout, "connect_timeout", positive=True)
         require_positive_int(max_connections, "max_connections")
         self.schema = schema
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         # Shown in pg_stat_activity, so operators see which deployment holds connections.
         self.application_name = f"agents-run:{schema}"
         self._url = url
@@ -152,9 +161,23 @@ class PostgresRunStore(PostgresConnections):
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema))
             )
 
+    async def claim_deployment(self, key_prefix: str, token: str) -> tuple[str, str]:
+        """Record ``key_prefix`` and ``token`` as this store's deployment where none is yet;
+        return the ``(key_prefix, token)`` recorded, this call's or an earlier one's."""
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(self._statements.claim_deployment, (key_prefix, token))
+            cursor = await connection.execute(self._statements.read_deployment)
+            row = await cursor.fetchone()
+        assert row is not None  # inserted, or there already
+        return row[0], row[1]
+
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
-        values = run_values(run, dump_json=Jsonb, dump_time=lambda when: when)
+        limit = self.max_payload_bytes
+        values = run_values(
+            run, dump_json=lambda value: as_jsonb(json_text(value, "run input", limit)),
+            dump_time=lambda when: when,
+        )  # fmt: skip
         try:
             async with self._connection() as connection:
                 await connection.execute(self._statements.create_run, values)
@@ -187,6 +210,7 @@ class PostgresRunStore(PostgresConnections):
             return next_run_event(
                 run_id, known.status, known.last_seq, type, data,
                 expected_status=expected_status, current_attempt=known.attempt, attempt=attempt,
+                max_payload_bytes=self.max_payload_bytes, cancel_requested=known.cancel_requested,
             )  # fmt: skip
 
         known = self._known_runs.get(run_id)
@@ -205,7 +229,7 @@ class PostgresRunStore(PostgresConnections):
             row = await cursor.fetchone()
             if row is None:
                 raise RunNotFound(run_id)
-            known = KnownRun(RunStatus(row[0]), row[1], row[2])
+            known = KnownRun(RunStatus(row[0]), row[1], row[2], row[3])
             appended = next_event(known)
             await self._append_if_unchanged(connection, known, appended, at)
         return appended.event
@@ -225,7 +249,9 @@ class PostgresRunStore(PostgresConnections):
         if len(self._known_runs) >= KNOWN_RUNS_LIMIT:
             self._known_runs.clear()  # a cache, not the truth: losing it costs round trips only
         if not appended.status.is_terminal:
-            self._known_runs[event.run_id] = KnownRun(appended.status, event.seq, known.attempt)
+            self._known_runs[event.run_id] = KnownRun(
+                appended.status, event.seq, known.attempt, known.cancel_requested
+            )
         return True
 
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
@@ -295,7 +321,8 @@ class PostgresRunStore(PostgresConnections):
 
     async def record_step(self, record: StepRecord) -> None:
         check_step_result(record)
-        values = step_values(record, dump_json=Jsonb)
+        limit = self.max_payload_bytes
+        values = step_values(record, dump_json=lambda _: as_jsonb(step_result_json(record, limit)))
         async with self._connection() as connection:  # one statement: one round trip
             cursor = await connection.execute(
                 self._statements.record_step, (record.run_id, *values, record.attempt)

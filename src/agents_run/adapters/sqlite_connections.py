@@ -47,6 +47,11 @@ CREATE TABLE IF NOT EXISTS steps (
     result TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deployment (
+    one_row INTEGER PRIMARY KEY CHECK (one_row = 1),
+    key_prefix TEXT NOT NULL,
+    token TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     run_id TEXT NOT NULL,

@@ -47,8 +47,15 @@ from agents_run.domain.journal import (
     StepRecord,
     check_step_can_be_recorded,
     check_step_result,
+    step_result_json,
 )
-from agents_run.domain.json_data import JsonObject, ensure_json_object
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    check_payload_limit,
+    ensure_json_object,
+    json_text,
+)
 from agents_run.errors import InvalidArgument, RunNotFound
 from agents_run.ports import OutboxRow
 
@@ -67,10 +74,6 @@ _LAPSED_LEASES = (
     f"SELECT {RUN_COLUMNS} FROM runs WHERE status = 'running'"
     " AND julianday(lease_until) <= julianday(?) ORDER BY julianday(lease_until), id LIMIT ?"
 )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
 
 
 @dataclass
@@ -95,6 +98,7 @@ class SqliteRunStore(SqliteConnections):
         claim_lease: float = 60.0,
         poll_interval: float = 0.05,
         clock: Callable[[], float] = time.time,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
     ) -> None:
         if not str(path) or str(path) == ":memory:":
             raise InvalidArgument(
@@ -105,6 +109,7 @@ class SqliteRunStore(SqliteConnections):
         require_seconds(claim_lease, "claim_lease", positive=True)
         require_seconds(poll_interval, "poll_interval", positive=True)
         self.path = Path(path)
+        self.max_payload_bytes = check_payload_limit(max_payload_bytes)
         self._busy_timeout = busy_timeout
         self._claim_lease = claim_lease
         self._poll_interval = poll_interval
@@ -124,9 +129,26 @@ class SqliteRunStore(SqliteConnections):
     async def create_schema(self) -> None:
         await self._call(self._opened)
 
+    async def claim_deployment(self, key_prefix: str, token: str) -> tuple[str, str]:
+        """As ``PostgresRunStore.claim_deployment``."""
+
+        def claim(connection: sqlite3.Connection) -> tuple[str, str]:
+            connection.execute(
+                "INSERT OR IGNORE INTO deployment (one_row, key_prefix, token) VALUES (1, ?, ?)",
+                (key_prefix, token),
+            )
+            row = connection.execute("SELECT key_prefix, token FROM deployment").fetchone()
+            return row[0], row[1]
+
+        return await self._call(self._transaction, claim)
+
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
-        values = run_values(run, dump_json=_dumps, dump_time=datetime.isoformat)
+        limit = self.max_payload_bytes
+        values = run_values(
+            run, dump_json=lambda value: json_text(value, "run input", limit),
+            dump_time=datetime.isoformat,
+        )  # fmt: skip
 
         def insert(connection: sqlite3.Connection) -> None:
             try:
@@ -159,7 +181,8 @@ class SqliteRunStore(SqliteConnections):
     ) -> RunEvent:
         def append(connection: sqlite3.Connection) -> RunEvent:
             row = connection.execute(
-                "SELECT status, last_seq, attempt FROM runs WHERE id = ?", (run_id,)
+                "SELECT status, last_seq, attempt, cancel_requested FROM runs WHERE id = ?",
+                (run_id,),
             ).fetchone()
             if row is None:
                 raise RunNotFound(run_id)
@@ -172,11 +195,13 @@ class SqliteRunStore(SqliteConnections):
                 expected_status=expected_status,
                 current_attempt=row[2],
                 attempt=attempt,
+                max_payload_bytes=self.max_payload_bytes,
+                cancel_requested=bool(row[3]),
             )
             event = appended.event
             connection.execute(
                 "INSERT INTO events (run_id, seq, type, data) VALUES (?, ?, ?, ?)",
-                (run_id, event.seq, event.type, _dumps(event.data)),
+                (run_id, event.seq, event.type, appended.data_json),
             )
             connection.execute(
                 "INSERT INTO outbox (run_id, seq) VALUES (?, ?)", (run_id, event.seq)
@@ -255,7 +280,9 @@ class SqliteRunStore(SqliteConnections):
             check_step_can_be_recorded(_run(rows[0]), record, taken is not None)
             connection.execute(
                 f"INSERT INTO steps ({STEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
-                step_values(record, dump_json=_dumps),
+                step_values(
+                    record, dump_json=lambda _: step_result_json(record, self.max_payload_bytes)
+                ),
             )
 
         await self._call(self._transaction, insert)

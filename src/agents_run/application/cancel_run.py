@@ -11,12 +11,12 @@ async def cancel_run(run_id: str) -> bool:
     """Request cancellation; True where this call requested it, False where it was already
     requested or the run has ended. Raises ``RunNotFound`` for an unknown run.
 
-    A queued run is cancelled at once (its agent never runs); a running run's agent is
-    interrupted at its next await (the store pushes the flag to the worker, which also reads it
-    every second) and the worker records ``RunCancelled``. So True means the request is
-    recorded, not that the run will end ``RunCancelled``: an agent that returns (or raises)
-    before the interruption reaches it still ends its run ``RunFinished`` (or ``RunFailed``).
-    The run's terminal event is the outcome.
+    True means the run will end ``RunCancelled``. A queued run is cancelled at once (its agent
+    never runs); a running run's agent is interrupted at its next await (the store pushes the
+    flag to the worker, which also reads it every second) and the worker records
+    ``RunCancelled``. An agent that returns or raises before the interruption reaches it ends
+    ``RunCancelled`` too: the store appends any terminal event of a run whose cancellation was
+    requested as ``RunCancelled``, in the append's own transaction.
     """
     infra = get_infra()
     if not await infra.store.request_cancel(run_id, at=infra.clock.now()):

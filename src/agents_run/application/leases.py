@@ -24,7 +24,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from agents_run.application.infra import Infra
-from agents_run.domain.events import Run, RunEvent, RunStatus
+from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.json_data import JsonObject
 from agents_run.errors import InfraUnavailable, StaleAttempt
 
@@ -141,6 +141,8 @@ async def append_as_holder(
         if run.last_seq <= held.last_seq:
             return None
         (event,) = await infra.store.read_events(run_id, held.last_seq + 1, limit=1)
+        if event.type == EventType.RUN_CANCELLED and EventType(type).is_terminal:
+            return event  # our end, turned into RunCancelled by a cancel request
         return event if (event.type, event.data) == (type, data) else None
 
     event = await _retrying(append, held, f"appending {type}", committed_before_the_reply_was_lost)

@@ -1,24 +1,17 @@
 """Resume by replay: the record of a run whose worker vanished, and how the next attempt's
-agent is checked against it (``RunContext`` checks the journal, ``Replay`` the yields)."""
+agent is checked against it (``RunContext`` checks the journal, ``Replay`` the yields).
+A difference is reported in the form of ``agents_run.domain.differences``."""
 
 from __future__ import annotations
 
-import json
 from collections import deque
-from typing import Any
 
+from agents_run.domain.differences import difference_line, short
 from agents_run.domain.events import EventType, RunEvent
 from agents_run.domain.json_data import JsonObject
 
 # A run whose workers keep vanishing (an agent that kills its process) is not taken forever.
 MAX_RUN_ATTEMPTS = 5
-_SHOWN = 120  # characters of a value shown in a divergence report
-
-
-def shown(value: Any) -> str:
-    """``value`` as short JSON, for a report of the first difference."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
 class Replay:
@@ -26,6 +19,7 @@ class Replay:
 
     def __init__(self, events: list[RunEvent]) -> None:
         self._recorded = deque(event for event in events if event.type == EventType.RUN_STEP)
+        self._matched = 0
 
     @property
     def pending(self) -> bool:
@@ -36,12 +30,19 @@ class Replay:
         """Consume the next recorded step; the difference where ``data`` is not it."""
         recorded = self._recorded.popleft()
         if recorded.data == data:
+            self._matched += 1
             return None
-        return f"seq {recorded.seq}: recorded RunStep {shown(recorded.data)}, now {shown(data)}"
+        return difference_line(f"seq {recorded.seq} RunStep", recorded.data, data, prefix="data")
 
-    def check_end(self) -> str | None:
-        """The difference where the agent ended before yielding every recorded step."""
+    @property
+    def replayed(self) -> int:
+        """How many recorded steps the agent's yields matched so far."""
+        return self._matched
+
+    def check_end(self, now: str = "the agent ended") -> str | None:
+        """The difference where the agent ended (or did ``now``) before yielding every recorded
+        step."""
         if not self._recorded:
             return None
         recorded = self._recorded[0]
-        return f"seq {recorded.seq}: recorded RunStep {shown(recorded.data)}, now the agent ended"
+        return f"seq {recorded.seq} RunStep: recorded {short(recorded.data)}, now {now}"

@@ -15,11 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agents_run.application.infra import Infra
-from agents_run.application.replay import shown
 from agents_run.arguments import require_positive_int, require_seconds
+from agents_run.domain.differences import difference_line
 from agents_run.domain.journal import StepKind, StepRecord
 from agents_run.domain.json_data import ensure_json_value
-from agents_run.errors import InvalidArgument, ReplayDiverged, StepResultNotJson
+from agents_run.errors import (
+    HistoryEnded,
+    InvalidArgument,
+    PayloadTooLarge,
+    ReplayDiverged,
+    StepResultNotJson,
+)
 
 log = logging.getLogger("agents_run.worker")
 
@@ -72,6 +78,7 @@ class RunContext:
         agent: str,
         attempt: int,
         journal: Sequence[StepRecord] = (),
+        live: bool = True,
     ) -> None:
         self._infra = infra
         self._run_id = run_id
@@ -86,6 +93,10 @@ class RunContext:
         # the first call that departs from it is the run's divergence.
         self._journal = list(journal)
         self.divergence: str | None = None
+        # live=False (agents-run replay): a call past the journal raises HistoryEnded instead of
+        # running; ``history_ended`` keeps its kind and name.
+        self._live = live
+        self.history_ended: tuple[StepKind, str] | None = None
         # Held while a result is written: the worker interrupts the agent only outside it, so a
         # result is recorded whole or not at all.
         self.recording = asyncio.Lock()
@@ -146,7 +157,8 @@ class RunContext:
         """Call ``fn(*args, **kwargs)`` (sync or async), record its JSON result, return it.
 
         An error of ``fn`` is raised here once ``retry`` (default: no retry) gives up; a result
-        that is not JSON raises ``StepResultNotJson``. Either way nothing is recorded. (To pass
+        that is not JSON raises ``StepResultNotJson``, one over the store's size limit
+        ``PayloadTooLarge``. Either way nothing is recorded. (To pass
         ``fn`` a keyword argument named ``retry``, bind it with ``functools.partial``.)
         """
         if not isinstance(name, str) or not name.strip():
@@ -205,16 +217,25 @@ class RunContext:
         if self.divergence is not None:
             raise ReplayDiverged(self.divergence)
         if self._next_index > len(self._journal):
-            return None
+            if self._live:
+                return None
+            self.history_ended = self.history_ended or (kind, name)
+            raise HistoryEnded(f"the record ends before this {kind.value} {name!r}")
         recorded = self._journal[self._next_index - 1]
         if (recorded.kind, recorded.name) != (kind, name):
-            self.divergence = (
-                f"journal entry {recorded.index}: recorded {recorded.kind.value} "
-                f"{shown(recorded.name)}, now {kind.value} {shown(name)}"
+            self.divergence = difference_line(
+                f"journal entry {recorded.index}",
+                {"call": recorded.kind.value, "name": recorded.name},
+                {"call": kind.value, "name": name},
             )
             raise ReplayDiverged(self.divergence)
         self._next_index += 1
         return recorded
+
+    @property
+    def journal_left(self) -> list[StepRecord]:
+        """The journal's entries that no call has replayed yet."""
+        return self._journal[self._next_index - 1 :]
 
     def step_that_raised(self, error: BaseException) -> str | None:
         """The name of the step whose failure ``error`` is (or was caused by), if any."""
@@ -240,6 +261,10 @@ class RunContext:
             try:
                 await self.flush()
                 await self._infra.store.record_step(entry)
+            except PayloadTooLarge as error:  # the agent's doing: raised into it, nothing kept
+                self._next_index = entry.index
+                self._failed_steps.append((error, name))
+                raise
             except Exception as error:
                 self.store_failure = error  # the worker's failure, not the agent's
                 raise

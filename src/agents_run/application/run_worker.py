@@ -300,7 +300,9 @@ async def _run_agent(
                 await ctx.flush()
                 try:
                     await _append(infra, run_id, EventType.RUN_STEP, data)
-                except InvalidArgument as error:  # the store checks the data once: not JSON
+                except (
+                    InvalidArgument
+                ) as error:  # the store checks the data once: not JSON, too large
                     return await _agent_failed(infra, ctx, error)
                 # The watcher's word, not a read: it sees a push (or its own poll) at once.
                 if watch.cancelled:
@@ -316,8 +318,8 @@ async def _run_agent(
     if difference is not None:
         return await _diverged(infra, run_id, difference)
     await ctx.flush()
-    await _append(infra, run_id, EventType.RUN_FINISHED, {})
-    return EventType.RUN_FINISHED
+    # RunCancelled instead where a cancel was requested meanwhile (the store's append rule).
+    return EventType((await _append(infra, run_id, EventType.RUN_FINISHED, {})).type)
 
 
 async def _diverged(infra: Infra, run_id: str, difference: str) -> EventType:
@@ -366,8 +368,7 @@ async def _agent_failed(infra: Infra, ctx: RunContext, error: BaseException) -> 
         data["step"] = step
         data["message"] = f"step {step!r} failed: {data['message']}"
     await ctx.flush()
-    await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)
-    return EventType.RUN_FAILED
+    return EventType((await _append(infra, ctx.run_id, EventType.RUN_FAILED, data)).type)
 
 
 async def _append(

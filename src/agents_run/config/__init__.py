@@ -3,7 +3,7 @@
 The only package that may import the adapters. Each of its modules answers one question:
 ``settings`` what a configuration is, ``environment`` how it is read from ``AGENTS_RUN_*``,
 ``wiring`` which adapter each URL builds, ``namespaces`` how tests keep their data apart on
-shared servers.
+shared servers, ``deployment`` that two deployments never share a key prefix or a store.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 
 from agents_run.application.infra import Infra, set_infra
+from agents_run.config.deployment import check_deployment
 from agents_run.config.environment import config_env, read_config
 from agents_run.config.namespaces import create_namespace, isolated, remove_namespace
 from agents_run.config.settings import (
@@ -21,6 +22,7 @@ from agents_run.config.settings import (
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX,
     LEASE_SECONDS,
+    MAX_PAYLOAD_BYTES,
     MEMORY_URL,
     OUTBOX_RETENTION_SECONDS,
     QUEUE_URL,
@@ -36,12 +38,14 @@ __all__ = [
     "DEFAULT_KEY_PREFIX",
     "KEY_PREFIX",
     "LEASE_SECONDS",
+    "MAX_PAYLOAD_BYTES",
     "MEMORY_URL",
     "OUTBOX_RETENTION_SECONDS",
     "QUEUE_URL",
     "STORE_URL",
     "InfraConfig",
     "build_infra",
+    "check_deployment",
     "config_env",
     "create_namespace",
     "isolated",

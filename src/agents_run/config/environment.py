@@ -15,6 +15,7 @@ from agents_run.config.settings import (
     DEFAULT_KEY_PREFIX,
     KEY_PREFIX,
     LEASE_SECONDS,
+    MAX_PAYLOAD_BYTES,
     MEMORY_URL,
     OUTBOX_RETENTION_SECONDS,
     QUEUE_URL,
@@ -22,6 +23,11 @@ from agents_run.config.settings import (
     InfraConfig,
 )
 from agents_run.config.wiring import ADAPTERS, accepted_forms, find_adapter
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    MAX_MAX_PAYLOAD_BYTES,
+    MIN_MAX_PAYLOAD_BYTES,
+)
 from agents_run.errors import InfraConfigError
 from agents_run.redaction import redact
 
@@ -46,6 +52,7 @@ def read_config(env: Mapping[str, str] = os.environ) -> InfraConfig:
         outbox_retention_seconds=_read_seconds(
             env, OUTBOX_RETENTION_SECONDS, DEFAULT_OUTBOX_RETENTION_SECONDS, most=365 * 86_400
         ),
+        max_payload_bytes=_read_payload_limit(env),
     )
 
 
@@ -59,6 +66,7 @@ def config_env(config: InfraConfig) -> dict[str, str]:
         CONNECT_TIMEOUT: str(config.connect_timeout),
         LEASE_SECONDS: str(config.lease_seconds),
         OUTBOX_RETENTION_SECONDS: str(config.outbox_retention_seconds),
+        MAX_PAYLOAD_BYTES: str(config.max_payload_bytes),
     }
 
 
@@ -75,6 +83,19 @@ def _read_seconds(env: Mapping[str, str], name: str, default: float, *, most: fl
             f"{name}={raw!r} is malformed: give seconds as a number in (0, {most:g}]"
         )
     return seconds
+
+
+def _read_payload_limit(env: Mapping[str, str]) -> int:
+    raw = env.get(MAX_PAYLOAD_BYTES, "")
+    if not raw:
+        return DEFAULT_MAX_PAYLOAD_BYTES
+    value = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 12 else -1
+    if not MIN_MAX_PAYLOAD_BYTES <= value <= MAX_MAX_PAYLOAD_BYTES:
+        raise InfraConfigError(
+            f"{MAX_PAYLOAD_BYTES}={raw[:40]!r} is malformed: give a whole number of bytes from "
+            f"{MIN_MAX_PAYLOAD_BYTES} to {MAX_MAX_PAYLOAD_BYTES}"
+        )
+    return value
 
 
 def _check_url(name: str, url: str) -> str:

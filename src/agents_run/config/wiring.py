@@ -62,14 +62,21 @@ def postgres_store(url: str, config: InfraConfig) -> PostgresRunStore:
 
     conninfo, schema = split_postgres_schema(url)
     return PostgresRunStore(
-        conninfo, schema=schema or DEFAULT_SCHEMA, connect_timeout=config.connect_timeout
+        conninfo,
+        schema=schema or DEFAULT_SCHEMA,
+        connect_timeout=config.connect_timeout,
+        max_payload_bytes=config.max_payload_bytes,
     )
 
 
 def _sqlite_store(url: str, config: InfraConfig) -> RunStorePort:
     from agents_run.adapters.sqlite_store import SqliteRunStore  # noqa: PLC0415
 
-    return SqliteRunStore(sqlite_path(url), busy_timeout=config.connect_timeout)
+    return SqliteRunStore(
+        sqlite_path(url),
+        busy_timeout=config.connect_timeout,
+        max_payload_bytes=config.max_payload_bytes,
+    )
 
 
 _REDIS_FORM = "redis://[:password@]host[:port][/db]"
@@ -89,7 +96,12 @@ QUEUE_ADAPTERS: tuple[Adapter[QueuePort], ...] = (
     ),
 )
 STORE_ADAPTERS: tuple[Adapter[RunStorePort], ...] = (
-    Adapter("memory", ("memory",), MEMORY_URL, lambda url, config: InMemoryRunStore()),
+    Adapter(
+        "memory",
+        ("memory",),
+        MEMORY_URL,
+        lambda url, config: InMemoryRunStore(max_payload_bytes=config.max_payload_bytes),
+    ),
     Adapter(
         "postgres",
         ("postgresql", "postgres"),
@@ -205,7 +217,9 @@ def build_served_infra(config: InfraConfig, *, max_finished_runs: int | None) ->
     keeps at most ``max_finished_runs`` ended runs (None: all)."""
     built = build_infra(config)
     store = (
-        InMemoryRunStore(max_finished_runs=max_finished_runs)
+        InMemoryRunStore(
+            max_finished_runs=max_finished_runs, max_payload_bytes=config.max_payload_bytes
+        )
         if config.store_url == MEMORY_URL
         else built.store
     )

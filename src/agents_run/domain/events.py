@@ -10,7 +10,13 @@ from datetime import datetime
 from typing import NamedTuple
 
 from agents_run.arguments import require_positive_int
-from agents_run.domain.json_data import JsonObject, ensure_json_object, json_object_copy
+from agents_run.domain.json_data import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    JsonObject,
+    ensure_json_object,
+    json_object_copy,
+    json_text,
+)
 from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
@@ -175,11 +181,13 @@ def status_after(status: RunStatus, event_type: str) -> RunStatus:
 
 
 class NextRunEvent(NamedTuple):
-    """What an append adds to a run: its event, and the run's status after it (a tuple: it is
-    built on every append)."""
+    """What an append adds to a run: its event, the run's status after it, and the event's data
+    as the JSON text a store writes (serialised once, where its size was measured). A tuple: it
+    is built on every append."""
 
     event: RunEvent
     status: RunStatus
+    data_json: str
 
 
 def next_run_event(
@@ -192,6 +200,8 @@ def next_run_event(
     expected_status: RunStatus | None = None,
     current_attempt: int = 0,
     attempt: int | None = None,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    cancel_requested: bool = False,
 ) -> NextRunEvent:
     """The event appended to a run in ``status`` whose last event is ``last_seq``.
 
@@ -201,7 +211,11 @@ def next_run_event(
     data is copied, so a caller mutating its dict later changes nothing stored.
     Fencing: where ``attempt`` is given and is not the run's ``current_attempt`` (its lease
     lapsed and another worker took the run), raises ``StaleAttempt``, so a worker that was
-    taken over can never write to the run again.
+    taken over can never write to the run again. Data over ``max_payload_bytes`` as JSON raises
+    ``PayloadTooLarge``.
+    Cancellation: where the run's ``cancel_requested`` is set, any terminal event appended is
+    ``RunCancelled`` (data ``{}``), so that ``cancel_run`` returning True means the run ends
+    ``RunCancelled`` whatever its agent or worker did meanwhile.
     """
     if attempt is not None and attempt != current_attempt:
         raise StaleAttempt(
@@ -210,7 +224,11 @@ def next_run_event(
         )
     if expected_status is not None and status != expected_status:
         raise StaleRunState(f"run {run_id!r} is {status.value}, not {expected_status.value}")
+    if cancel_requested and type in _TERMINAL_EVENT_TYPES:
+        type, data = EventType.RUN_CANCELLED, {}
     new_status = status_after(status, type)
-    copied = json_object_copy(data, f"data of {type} event")
+    what = f"data of {type} event"
+    copied = json_object_copy(data, what)
+    data_json = json_text(copied, what, max_payload_bytes)
     event = RunEvent.checked_already(run_id, last_seq + 1, type, copied)
-    return NextRunEvent(event=event, status=new_status)
+    return NextRunEvent(event=event, status=new_status, data_json=data_json)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents_run.domain.events import Run, RunStatus
-from agents_run.domain.json_data import ensure_json_value
+from agents_run.domain.json_data import ensure_json_value, json_text
 from agents_run.errors import InvalidTransition, StaleAttempt, StaleRunState
 
 
@@ -62,3 +62,9 @@ def check_step_can_be_recorded(run: Run, record: StepRecord, index_taken: bool) 
         )
     if index_taken:
         raise StaleRunState(f"run {run.id!r} already has journal entry {record.index}")
+
+
+def step_result_json(record: StepRecord, max_payload_bytes: int) -> str:
+    """The record's result as the JSON text a store writes; ``PayloadTooLarge`` over the limit."""
+    what = f"the result of {record.kind.value} {record.name!r}"
+    return json_text(record.result, what, max_payload_bytes)

@@ -3,12 +3,51 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from typing import Any, cast
 
-from agents_run.errors import InvalidArgument
+from agents_run.errors import InvalidArgument, PayloadTooLarge
 
 JsonObject = dict[str, Any]
+
+# The largest run input, event data or step result a store accepts, in bytes of compact UTF-8
+# JSON (AGENTS_RUN_MAX_PAYLOAD_BYTES); the smallest limit still holds any RunFailed's data.
+DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
+MIN_MAX_PAYLOAD_BYTES = 16_384
+MAX_MAX_PAYLOAD_BYTES = 64 * 1_048_576
+PAYLOAD_LIMIT_SETTING = "AGENTS_RUN_MAX_PAYLOAD_BYTES"
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def json_text(value: Any, what: str, max_bytes: int) -> str:
+    """``value`` (checked JSON already) as compact JSON text: what a store writes, measured
+    there once; ``PayloadTooLarge`` where its UTF-8 form is over ``max_bytes``."""
+    text = _ENCODER.encode(value)
+    # UTF-8 takes 1 to 4 bytes a character: encode only where the count of characters is unsure.
+    if len(text) * 4 > max_bytes:
+        size = len(text) if text.isascii() else len(text.encode("utf-8"))
+        if size <= max_bytes:
+            return text
+        raise PayloadTooLarge(
+            f"{what} is {size} bytes as JSON, over the limit of {max_bytes} bytes "
+            f"({PAYLOAD_LIMIT_SETTING}): keep large data elsewhere and pass a reference to it"
+        )
+    return text
+
+
+def check_payload_limit(max_bytes: object) -> int:
+    """``max_bytes`` where it is a payload limit a store accepts; ``InvalidArgument`` otherwise."""
+    if (
+        isinstance(max_bytes, bool)
+        or not isinstance(max_bytes, int)
+        or not MIN_MAX_PAYLOAD_BYTES <= max_bytes <= MAX_MAX_PAYLOAD_BYTES
+    ):
+        raise InvalidArgument(
+            f"max_payload_bytes must be an int from {MIN_MAX_PAYLOAD_BYTES} to "
+            f"{MAX_MAX_PAYLOAD_BYTES}, got {max_bytes!r}"
+        )
+    return max_bytes
 
 
 def ensure_json_object(value: object, what: str) -> JsonObject:

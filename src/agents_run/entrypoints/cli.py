@@ -23,11 +23,12 @@ from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER
 from agents_run.config import (
     LEASE_SECONDS,
     MEMORY_URL,
+    check_deployment,
     load_infra_for_serving,
     load_infra_from_config,
     read_config,
 )
-from agents_run.entrypoints import guardrails
+from agents_run.entrypoints import guardrails, histories
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
 from agents_run.entrypoints.shutdown import shutdown_on_signals
@@ -46,7 +47,7 @@ async def _start(args: argparse.Namespace) -> int:
     try:
         run_input = json.loads(args.input)
     except json.JSONDecodeError as error:
-        raise SystemExit(f"agents-run start: --input is not JSON: {error}") from None
+        raise InvalidArgument(f"--input is not JSON: {error}") from None  # exit status 2
     print(await start_run(args.agent, run_input))
     return 0
 
@@ -79,6 +80,7 @@ async def _worker(args: argparse.Namespace) -> int:
         set_infra(dataclasses.replace(get_infra(), lease_seconds=args.lease_seconds))
     # A second signal, or the end of the grace period, stops runs at their next step.
     with shutdown_on_signals(draining, stop, grace=args.grace):
+        await check_deployment(get_infra())  # a signal meanwhile drains a worker not yet started
         log.info(  # once the handlers are in: whoever waits for this line may signal at once
             "worker started: concurrency %d, agents %s; lease %gs; runs with no live job end "
             "after %gs",
@@ -101,6 +103,7 @@ async def _publisher(args: argparse.Namespace) -> int:
     # Draining is all a publisher does: it finishes the batch in hand and returns.
     draining = asyncio.Event()
     with shutdown_on_signals(draining, asyncio.Event()):
+        await check_deployment(get_infra())
         log.info("publisher started")
         published = await serve_publisher(stop=draining)
     log.info("publisher stopped after %d event(s)", published)
@@ -129,6 +132,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from agents_run.http.app import create_app  # noqa: PLC0415
     from agents_run.http.serving import bearer_token_auth, default_allowed_hosts  # noqa: PLC0415
 
+    await check_deployment(get_infra())
     allowed_hosts = args.allowed_host or default_allowed_hosts(args.host)
     app = create_app(
         allowed_hosts=allowed_hosts,
@@ -172,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     guardrails.add_command(commands)
+    histories.add_commands(commands, with_agents)
     demo = commands.add_parser("demo", help="start, run, stream and cancel a few echo runs")
     demo.set_defaults(handler=_demo)
 

@@ -13,6 +13,7 @@ from agents_run.errors import (
     AgentsRunError,
     InfraUnavailable,
     InvalidArgument,
+    PayloadTooLarge,
     RunNotFound,
     UnknownAgent,
 )
@@ -22,6 +23,7 @@ log = logging.getLogger("agents_run.http")
 _STATUS_OF_ERROR: tuple[tuple[type[AgentsRunError], int], ...] = (
     (RunNotFound, 404),
     (UnknownAgent, 422),
+    (PayloadTooLarge, 413),  # before InvalidArgument, its base
     (InvalidArgument, 422),
     (InfraUnavailable, 503),
 )

@@ -150,7 +150,10 @@ def openapi_schema(root_path: str = "") -> dict[str, Any]:
                             "headers": {"Location": {"schema": {"type": "string"}}},
                         },
                         "408": _error("RequestTimeout: the body did not arrive in time"),
-                        "413": _error("BodyTooLarge"),
+                        "413": _error(
+                            "BodyTooLarge (the body) or PayloadTooLarge (the input): nothing "
+                            "was persisted"
+                        ),
                         "422": _error("UnknownAgent or InvalidArgument: nothing was persisted"),
                         **_STATE_CHANGING_ERRORS,
                     },
