@@ -67,8 +67,8 @@ class Cluster:
     def worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return self.start("worker", "--agents", AGENTS, *args, env=env)
 
-    def publisher(self, *args: str) -> subprocess.Popen[bytes]:
-        return self.start("publisher", *args)
+    def publisher(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self.start("publisher", *args, env=env)
 
     def kill(self, process: subprocess.Popen[bytes], how: int = signal.SIGKILL) -> int:
         """Send ``how`` and wait for the process to end; its exit code."""
@@ -88,10 +88,16 @@ class Cluster:
         """SIGTERM to every live process, SIGKILL to one that outlasts the deadline; what went
         wrong (a process that ignored SIGTERM or exited with an error after it)."""
         running = [p for p in self.processes if p.poll() is None]
+        deadline = time.monotonic() + STOP_DEADLINE
         for process in running:
+            # One still starting (a loaded machine) has no handler yet: SIGTERM would kill it.
+            announces = self._logs[process.pid].name.startswith(("worker", "publisher"))
+            while announces and " started" not in self.log_of(process) and process.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             process.send_signal(signal.SIGTERM)
         complaints = []
-        deadline = time.monotonic() + STOP_DEADLINE
         for process in running:
             try:
                 code = process.wait(timeout=max(deadline - time.monotonic(), 0.1))
