@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import math
 import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -15,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import psycopg
 from psycopg.rows import TupleRow
+from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.errors import InfraConfigError, InfraUnavailable
@@ -27,6 +29,18 @@ Store = TypeVar("Store", bound="PostgresConnections")
 # How long a call waits for its reply, in connect timeouts: a network that loses packets without
 # closing anything (keepalives are answered by a proxy or a middlebox) would hang it for ever.
 CALL_TIMEOUTS = 2
+
+_decode_json = json.JSONDecoder().raw_decode
+
+
+def load_json(data: bytes | str) -> Any:
+    """``json.loads`` for the server's own JSON output, about 3x faster on a backfill's rows:
+    text (no encoding to detect) that starts with the value (no whitespace to skip)."""
+    text = data.decode() if isinstance(data, bytes) else data
+    try:
+        return _decode_json(text)[0]
+    except json.JSONDecodeError:  # not as the server writes it: the full parser decides
+        return json.loads(text)
 
 
 class PostgresConnections:
@@ -92,6 +106,7 @@ class PostgresConnections:
             return self._pool
 
     async def _track(self, connection: Connection) -> None:
+        set_json_loads(load_json, connection)
         self._pooled.add(connection)
 
     async def _connect(self) -> Connection:

@@ -78,17 +78,28 @@ async def holding_lease(
     fence the block's appends with its attempt. On the way out the lease is released, so that
     a run left unfinished (the worker was cancelled, the store failed) can be taken at once."""
     held = HeldRun(run.id, run.attempt, run.last_seq, store_outage_bound)
-    renewal = asyncio.create_task(
-        _renew_until_lost(infra, run.id, run.attempt), name=f"agents-run lease {run.id}"
-    )
+    loop = asyncio.get_running_loop()
+    renewal: asyncio.Task[None] | None = None
+
+    def start_renewing() -> None:
+        nonlocal renewal
+        renewal = loop.create_task(
+            _renew_until_lost(infra, run.id, run.attempt), name=f"agents-run lease {run.id}"
+        )
+
+    # A timer until the first renewal is due: most runs in memory end long before it, and then
+    # cost no task.
+    first_renewal = loop.call_later(_renewal_interval(infra), start_renewing)
     token = _held.set(held)
     try:
         yield held
     finally:
         _held.reset(token)
-        renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        first_renewal.cancel()
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         # Best effort, and bounded: where the store does not answer, the lease lapses anyway.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(RELEASE_TIMEOUT):
@@ -215,11 +226,15 @@ async def _retrying(
         delay = min(delay * 2, _MAX_RETRY_DELAY)
 
 
+def _renewal_interval(infra: Infra) -> float:
+    return infra.lease_seconds / RENEWALS_PER_LEASE
+
+
 async def _renew_until_lost(infra: Infra, run_id: str, attempt: int) -> None:
+    """Renews now (the first renewal is due), then every renewal interval."""
     seconds = infra.lease_seconds
     failing = False
     while True:
-        await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
         until = infra.clock.now() + timedelta(seconds=seconds)
         try:
             renewed = await infra.store.renew_lease(run_id, attempt, until=until)
@@ -232,10 +247,11 @@ async def _renew_until_lost(infra: Infra, run_id: str, attempt: int) -> None:
                     error,
                 )
             failing = True
-            continue
-        if failing:
-            log.info("run %s: its lease is renewed again", run_id)
-            failing = False
-        if not renewed:
-            # Taken over, or ended: the next append says which, and the worker acts on it.
-            return
+        else:
+            if failing:
+                log.info("run %s: its lease is renewed again", run_id)
+                failing = False
+            if not renewed:
+                # Taken over, or ended: the next append says which, and the worker acts on it.
+                return
+        await asyncio.sleep(_renewal_interval(infra))

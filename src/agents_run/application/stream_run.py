@@ -22,6 +22,9 @@ T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_POLL_INTERVAL = 1.0
 _MAX_RETRY_DELAY = 2.0
+# Events per store read of a backfill: a long run is read in pages (keyset on its seq), so a
+# stream holds one page at a time and its cost per event stays that of a short run.
+BACKFILL_PAGE = 1000
 
 
 def stream_run(
@@ -71,12 +74,18 @@ async def _stream(
             # Read the status before the events: a run that was terminal then has all its
             # events in this read, so returning after it cannot miss the terminal event.
             run = await retrying(lambda: infra.store.get_run(run_id))
-            for event in await retrying(partial(infra.store.read_events, run_id, next_seq)):
-                yield event
-                next_seq = event.seq + 1
-                last_progress = time.monotonic()
-                if event.is_terminal:
-                    return
+            while True:
+                page = await retrying(
+                    partial(infra.store.read_events, run_id, next_seq, BACKFILL_PAGE)
+                )
+                for event in page:
+                    yield event
+                    next_seq = event.seq + 1
+                    last_progress = time.monotonic()
+                    if event.is_terminal:
+                        return
+                if len(page) < BACKFILL_PAGE:
+                    break
             if run.status.is_terminal:
                 return  # from_seq lies past the end of a finished run
             # Live: take events straight from the bus while they arrive in order. Only progress
