@@ -165,8 +165,9 @@ def answered_promptly(
     method: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[Store, P], Coroutine[Any, Any, T]]:
     """The store call runs in a task of its own; its caller gets ``InfraUnavailable`` at the
-    call's deadline, or its own cancellation, at once. The call goes on behind it: cut off at its
-    deadline, psycopg cancels the query on the server (up to 10 s more on a dead network)."""
+    call's deadline, or its own cancellation, at once. Either way the call is cancelled behind
+    it, without waiting: psycopg cancels the query on the server (up to 10 s more on a dead
+    network), and a pool still opening is closed."""
 
     @functools.wraps(method)
     async def call(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -174,9 +175,7 @@ def answered_promptly(
         try:
             done, _ = await asyncio.wait({task}, timeout=self._connect_timeout * CALL_TIMEOUTS)
         except asyncio.CancelledError:
-            # Let it end on its own (within its call bound): cancelling a query that would
-            # answer costs the server a cancel request and the pool a connection.
-            task.add_done_callback(_retrieve_outcome)
+            _abandon(task)  # cancelled with its caller, as an awaited call would be
             raise
         if not done:
             _abandon(task)
