@@ -6,7 +6,7 @@ with the plugin disabled and no fixture.
 
 from __future__ import annotations
 
-from benchmarks.measure import Figure, alternate, main, pytest_seconds, ratios
+from benchmarks.measure import Figure, alternate, main, pytest_cpu_seconds, ratios
 from benchmarks.suites import suite
 
 BODY = "assert sum(i * i for i in range(40_000)) > 0"
@@ -18,8 +18,8 @@ def figures(quick: bool) -> list[Figure]:
     with suite(tests, BODY, fixture="infra") as plugin, suite(tests, BODY) as bare:
         with_plugin, without = alternate(
             pairs,
-            lambda: pytest_seconds(plugin, *OPTIONS),
-            lambda: pytest_seconds(bare, *OPTIONS, "-p", "no:agents_run"),
+            lambda: pytest_cpu_seconds(plugin, *OPTIONS),
+            lambda: pytest_cpu_seconds(bare, *OPTIONS, "-p", "no:agents_run"),
         )
     return [
         Figure(
@@ -30,7 +30,7 @@ def figures(quick: bool) -> list[Figure]:
             "<= 1.05x",
             higher_is_better=False,
             limit=1.05,
-            detail=f"{tests / min(without):,.0f} bare tests/s",
+            detail=f"{tests / min(without):,.0f} bare tests per CPU second",
         )
     ]
 

@@ -101,6 +101,12 @@ class QueuePort(Protocol):
         call this periodically; where no job can outlive its worker it finds nothing."""
         ...
 
+    def may_have_lost_jobs(self) -> bool:
+        """True once after the queue saw a sign that its server may have lost jobs (a dropped
+        connection, a job gone from under its worker: a restart without persistence); the
+        worker then enqueues again, at once, the queued runs with no live job. No I/O."""
+        ...
+
     async def wait_for_job(self, timeout: float) -> bool:
         """Wait until a job may be waiting: True then (at once where one is), False after
         ``timeout`` s. A worker's wake-up call instead of a busy loop; True may be spurious."""

@@ -11,14 +11,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from pytest_agents_run.divergence import rerun_command, trace_divergence
-from pytest_agents_run.recording import TraceEntry
 from pytest_agents_run.tracefiles import repeat_trace_file
 from pytest_agents_run.wording import counted
+
+if TYPE_CHECKING:
+    from pytest_agents_run.recording import TraceEntry
 
 RECORD_PROPERTY = "agents_run_determinism"
 # pytest-repeat's parametrised fixture; its value is the 0-based repeat index.
@@ -33,7 +34,14 @@ class RepeatRecord:
     repeat: int  # 1-based
     of: int
     outcome: str
-    trace: list[TraceEntry]
+    # The normalised trace as JSON text (``trace_json``): repeats that did the same compare as
+    # equal strings, and the list is parsed only where they differ.
+    trace_text: str
+
+    @property
+    def trace(self) -> list[TraceEntry]:
+        parsed: list[TraceEntry] = json.loads(self.trace_text)
+        return parsed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,7 +49,7 @@ class RepeatRecord:
             "repeat": self.repeat,
             "of": self.of,
             "outcome": self.outcome,
-            "trace": self.trace,
+            "trace_text": self.trace_text,
         }
 
     @classmethod
@@ -92,23 +100,25 @@ def outcome_of(reports: Sequence[pytest.TestReport]) -> str:
     return "passed"
 
 
-def as_json(entries: list[TraceEntry]) -> list[TraceEntry]:
-    """A JSON copy, so that a trace compares the same in one process and across xdist workers."""
+def trace_json(entries: list[TraceEntry]) -> str:
+    """The trace as JSON text, so that it compares the same in one process and across xdist
+    workers (and crosses to the controller as one string)."""
     try:
-        copied: list[TraceEntry] = json.loads(json.dumps(entries))
+        return json.dumps(entries, ensure_ascii=False)
     except (TypeError, ValueError) as error:
         raise TypeError(
             f"agents-run: a trace entry is not JSON ({error}); a "
             "pytest_agents_run_normalize_trace_entry implementation must keep entries JSON"
         ) from None
-    return copied
 
 
-def divergence(
-    reference: RepeatRecord, other: RepeatRecord, *, footer: Sequence[str] = ()
-) -> str | None:
-    """A report of how ``other`` differs from ``reference``, or None where they agree;
-    ``footer`` lines (how to rerun the test, where the traces are) end it."""
+def divergence(reference: RepeatRecord, other: RepeatRecord) -> str | None:
+    """A report of how ``other`` differs from ``reference``, or None where they agree."""
+    if other.outcome == reference.outcome and other.trace_text == reference.trace_text:
+        return None  # the common case; texts that differ may still hold equal traces (1, 1.0)
+    # Imported where a report may be made: it imports agents_run, which start-up should not.
+    from pytest_agents_run.divergence import trace_divergence  # noqa: PLC0415
+
     lines = []
     if other.outcome != reference.outcome:
         lines.append(
@@ -124,7 +134,7 @@ def divergence(
         f"non-deterministic: repeat {other.repeat} of {other.of} differs from repeat "
         f"{reference.repeat} of {reference.test}"
     )
-    return "\n".join([header, *lines, *footer])
+    return "\n".join([header, *lines])
 
 
 @dataclass
@@ -169,6 +179,11 @@ class DeterminismChecker:
         reference.still_to_come -= 1
         if reference.still_to_come == 0:
             del self._references[record.test]
+        message = divergence(reference.record, record)
+        if message is None:
+            return
+        from pytest_agents_run.divergence import rerun_command  # noqa: PLC0415 - as above
+
         footer = [rerun_command(self.config, record.test, repeats=record.of)]
         if self.trace_dir is not None:
             files = [
@@ -176,9 +191,7 @@ class DeterminismChecker:
                 for kept in (reference.record, record)
             ]
             footer.append("traces: " + " ".join(str(file) for file in files))
-        message = divergence(reference.record, record, footer=footer)
-        if message is None:
-            return
+        message = "\n".join([message, *footer])
         self.divergences += 1
         if report.failed:  # teardown failed already: keep its error, add ours beside it
             report.sections.append(("agents-run determinism", message))

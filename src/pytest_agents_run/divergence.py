@@ -14,6 +14,7 @@ import json
 import shlex
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -26,7 +27,9 @@ from agents_run.domain.differences import (
     short,
     shown,
 )
-from pytest_agents_run.recording import TraceEntry
+
+if TYPE_CHECKING:
+    from pytest_agents_run.recording import TraceEntry
 
 
 def trace_divergence(

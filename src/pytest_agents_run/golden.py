@@ -15,15 +15,16 @@ import json
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from agents_run import Infra
-from pytest_agents_run.divergence import rerun_command, trace_divergence
-from pytest_agents_run.recording import TraceEntry
 from pytest_agents_run.tracefiles import dump_traces, golden_file
 from pytest_agents_run.wording import counted
+
+if TYPE_CHECKING:
+    from agents_run import Infra
+    from pytest_agents_run.recording import TraceEntry
 
 FIXTURE = "golden_trace"
 GOLDEN_PROPERTY = "agents_run_golden"
@@ -109,6 +110,9 @@ def after_test(
 
 
 def _compare(config: pytest.Config, path: Path, test: str, trace: list[TraceEntry]) -> str | None:
+    # Imported here: it imports agents_run, which pytest's start-up should not.
+    from pytest_agents_run.divergence import rerun_command, trace_divergence  # noqa: PLC0415
+
     shown = _shown(config, path)
     update = f"update: pytest {test} {UPDATE_OPTION} (then review the file's diff and commit it)"
     try:
@@ -143,7 +147,7 @@ def load_golden(path: Path) -> dict[str, list[TraceEntry]]:
         raise ValueError(
             f"{path} is not an object of traces by test; record it again with {UPDATE_OPTION}"
         )
-    return cast(dict[str, list[TraceEntry]], stored)
+    return cast("dict[str, list[TraceEntry]]", stored)
 
 
 def _shown(config: pytest.Config, path: Path) -> str:
@@ -156,7 +160,7 @@ def _shown(config: pytest.Config, path: Path) -> str:
 @dataclass(eq=False)  # a plugin must stay hashable
 class GoldenTraces:
     """Finds the sections no test uses any more (where tests are collected), and on the
-    controller collects what --agents-run-update-traces records and writes the files."""
+    controller writes the files with what --agents-run-update-traces recorded (GoldenRecorder)."""
 
     config: pytest.Config
     test_of: Any  # Callable[[pytest.Item], str]: the node id without a repeat's own id
@@ -192,18 +196,6 @@ class GoldenTraces:
                 continue  # reported by the tests that use it
             if unused:
                 self.stale[str(path)] = unused
-
-    @pytest.hookimpl(wrapper=True)  # around: the record is taken out before others see it
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
-        if self._controller and report.when == "teardown":
-            for position, (name, value) in enumerate(report.user_properties):
-                if name == GOLDEN_PROPERTY:
-                    del report.user_properties[position]
-                    record = cast(dict[str, Any], value)
-                    sections = self.recorded.setdefault(str(record["file"]), {})
-                    sections.setdefault(str(record["test"]), record["trace"])
-                    break
-        return (yield)
 
     def merge_stale(self, found: dict[str, list[str]]) -> None:
         for path, sections in found.items():
@@ -248,6 +240,26 @@ class GoldenTraces:
             for path in sorted(self.stale):
                 shown = _shown(self.config, Path(path))
                 terminalreporter.write_line(f"  {shown}: {', '.join(sorted(self.stale[path]))}")
+
+
+@dataclass(eq=False)
+class GoldenRecorder:
+    """On the controller under --agents-run-update-traces: takes the traces the reports carry
+    (registered only then, so that no other run pays for a look at every report)."""
+
+    golden: GoldenTraces
+
+    @pytest.hookimpl(wrapper=True)  # around: the record is taken out before others see it
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Generator[None, Any, Any]:
+        if report.when == "teardown":
+            for position, (name, value) in enumerate(report.user_properties):
+                if name == GOLDEN_PROPERTY:
+                    del report.user_properties[position]
+                    record = cast(dict[str, Any], value)
+                    sections = self.golden.recorded.setdefault(str(record["file"]), {})
+                    sections.setdefault(str(record["test"]), record["trace"])
+                    break
+        return (yield)
 
 
 @dataclass(eq=False)

@@ -3,66 +3,37 @@
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import os
+import json
 import re
-import uuid
-import warnings
-from collections.abc import Coroutine, Generator, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from agents_run import Infra, reset_infra, restoring_agents, set_infra
-from agents_run.config import (
-    BUS_URL,
-    QUEUE_URL,
-    STORE_URL,
-    InfraConfig,
-    build_infra,
-    create_namespace,
-    isolated,
-    read_config,
-    remove_namespace,
-)
-from agents_run.errors import InfraConfigError
 from pytest_agents_run import golden, guardrails, hookspecs
 from pytest_agents_run.determinism import (
     RECORD_PROPERTY,
     DeterminismChecker,
     RepeatRecord,
-    as_json,
     nodeid_without_repeat,
     outcome_of,
     repeat_position,
 )
-from pytest_agents_run.deterministic_infra import with_test_ids_and_clock
 from pytest_agents_run.golden import golden_trace  # noqa: F401 - a fixture of the plugin
-from pytest_agents_run.leaks import InfraLeakWarning, find_leaks
-from pytest_agents_run.loops import LoopBoundCleanup, SpareLoop
-from pytest_agents_run.recording import Trace, TraceEntry, recording_infra
+from pytest_agents_run.session import (
+    MARKER,
+    MEMORY_ONLY_MARKER,
+    Settings,
+    phase_reports_key,
+    settings_key,
+    spare_loop_key,
+    trace_key,
+)
 from pytest_agents_run.tracefiles import dump_trace, repeat_trace_file
 
-MARKER = "deterministic"
-MEMORY_ONLY_MARKER = "agents_run_memory_only"
-NAMESPACE_PROPERTY = "agents_run_namespace"
-# Closing the infra asks its adapters; a networked one that does not answer must not hang pytest.
-TEARDOWN_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Settings:
-    repeats: int
-    strict_leaks: bool
-    services: InfraConfig | None  # services mode: real infra as configured; None: in memory
-
-
-_settings_key = pytest.StashKey[Settings]()
-_trace_key = pytest.StashKey[list[TraceEntry]]()  # normalised, JSON
-_phase_reports_key = pytest.StashKey[list[pytest.TestReport]]()
-_spare_loop_key = pytest.StashKey[SpareLoop]()
+if TYPE_CHECKING:
+    from agents_run import Infra
+    from agents_run.config import InfraConfig
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -93,7 +64,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="agents_run_services",
         action="store_true",
         default=None,
-        help=f"give each test real infra as {BUS_URL}, {QUEUE_URL} and {STORE_URL} configure it, "
+        help="give each test real infra as the AGENTS_RUN_*_URL variables configure it, "
         "in a fresh namespace (Redis key prefix, PostgreSQL schema, SQLite file) removed after "
         f"the test; tests marked {MEMORY_ONLY_MARKER} are skipped.",
     )
@@ -160,12 +131,13 @@ def pytest_configure(config: pytest.Config) -> None:
             "--repeat-deterministic needs the pytest-repeat plugin, which is not loaded "
             "(remove -p no:repeat)"
         )
-    config.stash[_settings_key] = settings
-    config.stash[_spare_loop_key] = SpareLoop()
+    config.stash[settings_key] = settings
     guardrails.configure(config)
     traces = golden.GoldenTraces(config, lambda item: _test_of(item, settings.repeats))
     config.pluginmanager.register(traces, "agents-run-golden")
     if not hasattr(config, "workerinput"):  # an xdist worker only records; the controller compares
+        if config.getoption("agents_run_update_traces"):
+            config.pluginmanager.register(golden.GoldenRecorder(traces), "agents-run-golden-update")
         checker = DeterminismChecker(config, golden.trace_dir(config))
         config.pluginmanager.register(checker, "agents-run-determinism")
         if config.pluginmanager.has_plugin("xdist"):
@@ -174,60 +146,29 @@ def pytest_configure(config: pytest.Config) -> None:
             )
 
 
+def _services_config() -> InfraConfig:
+    # Imported where needed (here and below): agents_run would slow every pytest start-up.
+    from pytest_agents_run.infra_fixture import services_config  # noqa: PLC0415
+
+    return services_config()
+
+
 def _test_of(item: pytest.Item, repeats: int) -> str:
     """The test's node id without a repeat's own id: what its repeats have in common."""
     return nodeid_without_repeat(item.nodeid, *repeat_position(item, repeats))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    spare = config.stash.get(_spare_loop_key, None)
+    spare = config.stash.get(spare_loop_key, None)
     if spare is not None:
         spare.close()
 
 
-def _services_config() -> InfraConfig:
-    try:
-        config = read_config(os.environ)
-    except InfraConfigError as error:
-        raise pytest.UsageError(f"agents-run services mode: {error}") from None
-    if config.is_all_memory:
-        raise pytest.UsageError(
-            f"agents-run services mode needs real services, but {BUS_URL}, {QUEUE_URL} and "
-            f"{STORE_URL} are all unset or memory://; set them, e.g. "
-            f"{BUS_URL}=redis://127.0.0.1:6379/0 {QUEUE_URL}=redis://127.0.0.1:6379/0 "
-            f"{STORE_URL}=postgresql://postgres@127.0.0.1:5432/test"
-        )
-    return config
-
-
-def _services_infra(request: pytest.FixtureRequest, services: InfraConfig) -> Infra:
-    """Services mode: the test's infra on the configured servers, in a namespace of its own."""
-    namespace = fresh_namespace(request.config)
-    config = isolated(services, namespace)
-    request.node.user_properties.append((NAMESPACE_PROPERTY, namespace))
-    # Runs after the fixture closed the infra (see the hookspec), also where the test failed.
-    request.addfinalizer(
-        lambda: _run_in_a_fresh_loop(remove_namespace(config), "removing its namespace")
-    )
-    _run_in_a_fresh_loop(create_namespace(config), "creating its namespace")
-    # Its random ids and system clock are replaced by the fixture, as for any hook: run ids
-    # repeat in every fresh namespace, so repeats can be compared.
-    return build_infra(config)
-
-
-def fresh_namespace(config: pytest.Config) -> str:
-    """``t_<xdist worker or main>_<12 hex>``: a PostgreSQL schema and a Redis key prefix that no
-    other test, worker or user of the same servers has."""
-    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
-    worker = str(workerinput["workerid"]) if workerinput else "main"
-    worker = re.sub(r"[^a-z0-9]", "_", worker.lower())[:24]
-    return f"t_{worker}_{uuid.uuid4().hex[:12]}"
-
-
 @pytest.hookimpl(trylast=True)  # a project's own implementation (conftest.py) comes first
 def pytest_agents_run_make_infra(request: pytest.FixtureRequest) -> Infra:
-    services = request.config.stash[_settings_key].services
-    return Infra.in_memory() if services is None else _services_infra(request, services)
+    from pytest_agents_run.infra_fixture import default_infra  # noqa: PLC0415
+
+    return default_infra(request)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-repeat reads the repeat marker (it runs trylast)
@@ -246,13 +187,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                 f"({arguments}); set the number of runs with --repeat-deterministic=N or the "
                 "repeat_deterministic ini setting"
             )
-    repeats = metafunc.config.stash[_settings_key].repeats
+    repeats = metafunc.config.stash[settings_key].repeats
     if repeats > 1:
         metafunc.definition.add_marker(pytest.mark.repeat(repeats), append=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.stash[_settings_key].services is not None:
+    if config.stash[settings_key].services is not None:
         for item in items:
             marker = item.get_closest_marker(MEMORY_ONLY_MARKER)
             if marker is not None:
@@ -276,6 +217,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _agents_run_agent_registry() -> Iterator[None]:
     """Agents a test (or its function-scoped fixtures) registers do not leak into the next
     test; agents it unregisters come back. Set up first, so it is torn down last."""
+    from agents_run import restoring_agents  # noqa: PLC0415
+
     with restoring_agents():
         yield
 
@@ -290,80 +233,11 @@ def infra(request: pytest.FixtureRequest) -> Iterator[Infra]:
     determinism check. After the test: a passing test that left work behind gets an
     ``InfraLeakWarning`` (an error under ``--agents-run-strict-leaks``), the infra is closed (on
     the loop the test used it on), and ``reset_infra()`` runs, also where the test or its setup
-    failed.
+    failed. A test that called none of its ports left nothing behind: it is not checked.
     """
-    item = request.node
-    made = item.ihook.pytest_agents_run_make_infra(request=request)
-    if not isinstance(made, Infra):
-        raise TypeError(
-            "pytest_agents_run_make_infra must return an agents_run.Infra, "
-            f"got {type(made).__name__}"
-        )
-    made = with_test_ids_and_clock(made)
-    trace = Trace()
-    # Closed on the loop its ports ran on, which has usually ended by the teardown (loops.py).
-    closing = LoopBoundCleanup(
-        lambda: _close(recorded),
-        timeout=TEARDOWN_TIMEOUT,
-        single_loop=item.config.stash[_settings_key].services is not None,
-        spare=item.config.stash[_spare_loop_key],
-    )
-    recorded = recording_infra(made, trace, closing.bind)
-    set_infra(recorded)
-    yield recorded
-    check_leaks = all(report.passed for report in item.stash.get(_phase_reports_key, []))
-    try:
-        closed = closing.result()
-    finally:
-        reset_infra()
-    if item.get_closest_marker(MARKER) is not None or golden.uses_golden(item):
-        # Here rather than at report time: a normalise hook that raises fails this teardown.
-        item.stash[_trace_key] = _normalized(item, trace.entries)
-    if check_leaks:
-        if closed.leak_check_error is not None:
-            raise closed.leak_check_error
-        if closed.leaks:
-            _report_leaks(item, closed.leaks, strict=item.config.stash[_settings_key].strict_leaks)
+    from pytest_agents_run.infra_fixture import fresh_infra  # noqa: PLC0415
 
-
-@dataclass(frozen=True)
-class _Closed:
-    leaks: list[str]
-    leak_check_error: Exception | None  # raised only where the test passed
-
-
-async def _close(infra: Infra) -> _Closed:
-    # The check runs when the loop ends, before the test's outcome is known; teardown decides.
-    try:
-        closed = _Closed(await find_leaks(infra), None)
-    except Exception as error:
-        closed = _Closed([], error)
-    await infra.aclose()  # after the check: closing the bus closes its subscriptions
-    return closed
-
-
-def _run_in_a_fresh_loop(coroutine: Coroutine[Any, Any, None], doing: str) -> None:
-    # A loop_factory keeps the Runner from replacing the thread's current loop.
-    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        try:
-            runner.run(asyncio.wait_for(coroutine, TEARDOWN_TIMEOUT))
-        except TimeoutError:
-            raise TimeoutError(
-                f"agents-run: {doing} took longer than {TEARDOWN_TIMEOUT:g}s; a server did not "
-                "answer"
-            ) from None
-
-
-def _report_leaks(item: pytest.Item, leaks: list[str], *, strict: bool) -> None:
-    message = f"{item.nodeid} left work in its infra: " + "; ".join(leaks)
-    if strict:
-        pytest.fail(f"{message} (an error under the strict leak check)", pytrace=False)
-    warnings.warn_explicit(
-        InfraLeakWarning(message),
-        InfraLeakWarning,
-        filename=str(item.path),
-        lineno=(item.location[1] or 0) + 1,
-    )
+    yield from fresh_infra(request)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -371,33 +245,30 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    reports = item.stash.setdefault(_phase_reports_key, [])
+    reports = item.stash.setdefault(phase_reports_key, [])
     reports.append(report)
-    if report.when == "teardown":
-        del item.stash[_phase_reports_key]
-        # No trace where the infra fixture was not ours (a project's own) or never set up.
-        traced = _trace_key in item.stash
-        trace = item.stash.get(_trace_key, [])
-        if traced:
-            del item.stash[_trace_key]
-        repeat, of = repeat_position(item, item.config.stash[_settings_key].repeats)
-        test = nodeid_without_repeat(item.nodeid, repeat, of)
-        outcome = outcome_of(reports)
-        directory = golden.trace_dir(item.config)
-        if traced and directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
-            repeat_trace_file(directory, test, repeat, of).write_text(
-                dump_trace(trace) + "\n", encoding="utf-8"
-            )
-        if item.get_closest_marker(MARKER) is not None:
-            record = RepeatRecord(test=test, repeat=repeat, of=of, outcome=outcome, trace=trace)
-            report.user_properties.append((RECORD_PROPERTY, record.to_json()))
-        golden.after_test(item, test, trace, outcome, report)
+    if report.when != "teardown":
+        return report
+    del item.stash[phase_reports_key]
+    # No trace where the infra fixture was not ours (a project's own) or never set up.
+    text = item.stash.get(trace_key, None)
+    if text is not None:
+        del item.stash[trace_key]
+    marked = item.get_closest_marker(MARKER) is not None
+    if text is None and not marked and not golden.uses_golden(item):
+        return report
+    repeat, of = repeat_position(item, item.config.stash[settings_key].repeats)
+    test = nodeid_without_repeat(item.nodeid, repeat, of)
+    outcome = outcome_of(reports)
+    directory = golden.trace_dir(item.config)
+    if text is not None and directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        repeat_trace_file(directory, test, repeat, of).write_text(
+            dump_trace(json.loads(text)) + "\n", encoding="utf-8"
+        )
+    if marked:
+        record = RepeatRecord(test, repeat, of, outcome, "[]" if text is None else text)
+        report.user_properties.append((RECORD_PROPERTY, record.to_json()))
+    if golden.uses_golden(item):
+        golden.after_test(item, test, [] if text is None else json.loads(text), outcome, report)
     return report
-
-
-def _normalized(item: pytest.Item, entries: list[TraceEntry]) -> list[TraceEntry]:
-    copies = copy.deepcopy(entries)
-    for entry in copies:
-        item.ihook.pytest_agents_run_normalize_trace_entry(entry=entry, item=item)
-    return as_json([entry for entry in copies if entry])

@@ -115,6 +115,7 @@ PORT_METHODS: Mapping[type, Mapping[str, Effect | Read]] = {
         "counts": READ,
         "recover_stalled": READ,
         "has_live_job": READ,
+        "may_have_lost_jobs": READ,
         "wait_for_job": READ,
         "aclose": READ,
     },
@@ -236,7 +237,10 @@ class RecordingPort:
         if name.startswith("_recording") or name == "__wrapped__":
             raise AttributeError(name)  # not set yet (copy, pickle): no endless recursion
         if name in port_methods(self._recording_port):
-            return self._port_call(name)
+            call = self._port_call(name)
+            # Found directly from now on; never a name the class defines (that would shadow it).
+            self.__dict__[name] = call
+            return call
         return getattr(self.__wrapped__, name)
 
     def _port_call(self, name: str) -> Any:
@@ -255,8 +259,7 @@ class RecordingPort:
     def _wrap(self, name: str, kind: Effect | Read) -> Any:
         target = getattr(self.__wrapped__, name)
         bind = self._recording_bind
-        declared = getattr(self._recording_port, name)
-        if not inspect.iscoroutinefunction(declared):
+        if not _is_coroutine_method(self._recording_port, name):
             if isinstance(kind, Effect):
                 raise TypeError(f"{name} is not a coroutine: only reads can be plain methods")
 
@@ -274,7 +277,7 @@ class RecordingPort:
                 return await target(*args, **kwargs)
 
             return read
-        bind_arguments = _argument_binder(inspect.signature(declared))
+        bind_arguments = _port_argument_binder(self._recording_port, name)
         trace = self._recording_trace
 
         async def effect(*args: Any, **kwargs: Any) -> Any:
@@ -310,9 +313,20 @@ class RecordingPort:
         return f"<recording {self.__wrapped__!r}>"
 
 
-def _argument_binder(
-    signature: inspect.Signature,
-) -> Callable[[tuple[Any, ...], dict[str, Any]], Arguments]:
+@functools.cache  # one look per port method, not one per test
+def _is_coroutine_method(port: type, name: str) -> bool:
+    return inspect.iscoroutinefunction(getattr(port, name))
+
+
+ArgumentBinder = Callable[[tuple[Any, ...], dict[str, Any]], Arguments]
+
+
+@functools.cache  # one per port method, not one per test
+def _port_argument_binder(port: type, name: str) -> ArgumentBinder:
+    return _argument_binder(inspect.signature(getattr(port, name)))
+
+
+def _argument_binder(signature: inspect.Signature) -> ArgumentBinder:
     """The call's arguments by parameter name, defaults included (``self`` left out): what
     ``Signature.bind`` and ``apply_defaults`` give, at a fraction of their cost on the common
     call; an unusual or wrong call goes through them, which raise the usual TypeError."""
@@ -392,12 +406,15 @@ async def _entered_on_the_loop(
 def recording_infra(infra: Infra, trace: Trace, bind: Bind = _unbound) -> Infra:
     """``infra`` with its three ports recorded into ``trace``; ids and clock are shared.
     ``bind`` is awaited before every port call."""
-    return dataclasses.replace(
-        infra,
-        bus=cast(EventBusPort, RecordingEventBus(infra.bus, trace, bind)),
-        queue=cast(QueuePort, RecordingPort(infra.queue, QueuePort, trace, bind)),
-        store=cast(RunStorePort, RecordingPort(infra.store, RunStorePort, trace, bind)),
-    )
+    # What dataclasses.replace gives, without checking again the fields that ``infra`` checked.
+    recorded = copy.copy(infra)
+    for name, port in (
+        ("bus", RecordingEventBus(infra.bus, trace, bind)),
+        ("queue", RecordingPort(infra.queue, QueuePort, trace, bind)),
+        ("store", RecordingPort(infra.store, RunStorePort, trace, bind)),
+    ):
+        object.__setattr__(recorded, name, port)
+    return recorded
 
 
 def open_subscription_run_ids(infra: Infra) -> list[str]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_agents_run.recording import TraceEntry
+if TYPE_CHECKING:
+    from pytest_agents_run.recording import TraceEntry
+
 
 GOLDEN_SUFFIX = ".traces.json"
 

@@ -72,8 +72,8 @@ class Cluster:
     def worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         return self.start("worker", "--agents", AGENTS, *args, env=env)
 
-    def publisher(self, *args: str) -> subprocess.Popen[bytes]:
-        return self.start("publisher", *args)
+    def publisher(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self.start("publisher", *args, env=env)
 
     def kill(self, process: subprocess.Popen[bytes], how: int = signal.SIGKILL) -> int:
         """Send ``how`` and wait for the process to end; its exit code."""

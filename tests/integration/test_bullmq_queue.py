@@ -21,7 +21,7 @@ from agents_run import (
 from agents_run.adapters.bullmq_queue import BullMQQueue, queue_name
 from agents_run.application.infra import use_infra
 from agents_run.ports import QueueCounts
-from tests.services import delete_redis_keys, redis_url, unique_prefix
+from tests.services import delete_redis_keys, kill_redis_connections, redis_url, unique_prefix
 from tests.tcp_proxy import proxied
 
 pytestmark = pytest.mark.deterministic
@@ -181,6 +181,30 @@ async def test_completing_a_job_that_redis_lost_logs_one_line_not_a_traceback(
     lost = [r for r in caplog.records if "no longer held by this worker" in r.getMessage()]
     assert [(r.levelname, r.exc_info) for r in lost] == [("WARNING", None)]
     assert "Missing key for job" in lost[0].getMessage()
+
+
+async def test_a_job_completed_after_its_connections_were_cut_is_completed(
+    new_queue: QueueFactory,
+) -> None:
+    queue = new_queue()
+    await queue.enqueue("run-1")
+    job = await queue.take_next()
+    assert job is not None
+    name = f"{queue.key_prefix}:queue"
+    assert await kill_redis_connections(redis_url(), name, pubsub=False) >= 1  # a restart's cut
+    await queue.complete(job)  # the dropped pooled connection fails once; the retry completes it
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)
+    assert not await queue.has_live_job("run-1")
+
+
+async def test_enqueueing_after_the_connections_were_cut_adds_the_job(
+    new_queue: QueueFactory,
+) -> None:
+    queue = new_queue()
+    assert await queue.counts() == QueueCounts(waiting=0, active=0)  # a pooled connection
+    assert await kill_redis_connections(redis_url(), f"{queue.key_prefix}:queue", pubsub=False)
+    await queue.enqueue("run-1")  # what start_run does: no error for a dropped connection
+    assert await queue.counts() == QueueCounts(waiting=1, active=0)
 
 
 async def test_a_failed_job_shows_its_error_to_bullmq_tools(new_queue: QueueFactory) -> None:

@@ -104,9 +104,41 @@ async def test_a_stopping_publisher_returns_after_the_batch_in_hand(
         stop.set()
 
     monkeypatch.setattr(infra.bus, "publish_batch", publish_then_get_sigterm)
-    monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 2)
-    assert await publish_pending_outbox_events_once(stop=stop) == 2
-    assert await infra.store.count_pending_outbox() == 3
+    assert await publish_pending_outbox_events_once(stop=stop) == 1  # the first claim: 1 row
+    assert await infra.store.count_pending_outbox() == 4
+
+
+@leaves_work_on_purpose
+async def test_each_claim_is_marked_and_ended_before_the_next_and_claims_double(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A publisher killed mid-claim loses the marks of that claim only (on PostgreSQL the marks
+    # of a claim commit with it): what earlier claims published stays marked.
+    for _ in range(5):  # 15 rows
+        await start_run("echo", {"text": "a"})
+        await run_worker_once()
+    done: list[str] = []
+    claim_outbox = infra.store.claim_outbox
+
+    @contextlib.asynccontextmanager
+    async def claim(**kwargs: Any) -> AsyncIterator[Any]:
+        async with claim_outbox(**kwargs) as held:
+            mark = held.mark_published
+
+            async def recorded_mark(rows: Any) -> None:
+                await mark(rows)
+                done.append(f"mark {len(rows)}")
+
+            monkeypatch.setattr(held, "mark_published", recorded_mark)
+            done.append(f"claim {len(held.rows)}")
+            yield held
+        done.append("end")
+
+    monkeypatch.setattr(infra.store, "claim_outbox", claim)
+    monkeypatch.setattr("agents_run.application.outbox_publisher.BATCH_SIZE", 4)
+    assert await publish_pending_outbox_events_once() == 15
+    sizes = [1, 2, 4, 4, 4]
+    assert done == [step for size in sizes for step in (f"claim {size}", f"mark {size}", "end")]
 
 
 class _Killed(BaseException):

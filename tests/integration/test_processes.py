@@ -9,6 +9,7 @@ import pytest
 from agents_run import (
     Infra,
     InvalidArgument,
+    ManualClock,
     RunEvent,
     register_agent,
     run_worker_once,
@@ -17,6 +18,7 @@ from agents_run import (
 )
 from agents_run.application.processes import serve_publisher, serve_worker
 from agents_run.domain.json_data import JsonObject
+from agents_run.ports import Job
 from tests.leaks import leaves_work_on_purpose
 
 # Not module-wide: where two loops run at once on real services (services mode), the order of
@@ -93,6 +95,46 @@ async def test_an_infrastructure_error_is_logged_and_retried(
     )
     assert line.exc_info is None
     assert (await infra.store.get_run(run_id)).status == "finished"
+
+
+@leaves_work_on_purpose  # the worker only appends
+async def test_after_a_worker_loop_failed_a_queued_run_whose_job_was_lost_runs_at_once(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a Redis restart without persistence leaves: the run queued in the store, no job.
+    with monkeypatch.context() as lost:
+        lost.setattr(infra.queue, "enqueue", _enqueue_nothing)
+        run_id = await start_run("echo", {"text": "a"})
+    assert isinstance(infra.clock, ManualClock)
+    infra.clock.advance(1)  # a moment later, not the 30 s a periodic sweep waits for
+    draining, stop = asyncio.Event(), asyncio.Event()
+    real_take, calls = infra.queue.take_next, 0
+
+    async def take_failing_once() -> Job | None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("Connection closed by server.")
+        return await real_take()
+
+    monkeypatch.setattr(infra.queue, "take_next", take_failing_once)
+    worker = asyncio.create_task(
+        serve_worker(draining=draining, stop=stop, idle_poll=0.01, sweep_interval=3600)
+    )
+
+    async def finished() -> None:
+        while (await infra.store.get_run(run_id)).status != "finished":  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(finished(), 10)
+    finally:
+        draining.set()
+        await asyncio.wait_for(worker, 10)
+
+
+async def _enqueue_nothing(run_id: str) -> None:
+    pass
 
 
 @deterministic

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from pytest_agents_run.plugin import NAMESPACE_PROPERTY, fresh_namespace
+from pytest_agents_run.session import NAMESPACE_PROPERTY, fresh_namespace
 from tests.services import postgres_url, redis_url
 
 # pytester runs in this process and inherits this project's "error" warning filter: let the

@@ -15,18 +15,23 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 
-from agents_run.adapters.redis_connection import open_redis, reporting_unavailable
+from agents_run.adapters.redis_connection import (
+    DROPPED_CONNECTION_ERRORS,
+    open_redis,
+    reporting_unavailable,
+)
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.errors import InvalidArgument
 from agents_run.ports import MAX_JOB_ATTEMPTS, Job, QueueCounts
 
 log = logging.getLogger("agents_run.bullmq_queue")
+T = TypeVar("T")
 
 JOB_NAME = "run"
 JOB_POLL_SECONDS = 0.05
@@ -109,6 +114,7 @@ class BullMQQueue:
         self._tokens = (f"{self._worker.id}:{n}" for n in itertools.count(1))
         self._held: dict[str, BullJob] = {}  # run id -> the taken job (its token inside)
         self._closed = False
+        self._maybe_lost = False  # see may_have_lost_jobs
 
     async def claim_deployment(self, marker: str) -> str:
         """Set this prefix's deployment marker to ``marker`` where none is set; return the marker
@@ -125,7 +131,8 @@ class BullMQQueue:
             raise InvalidArgument(f"run id {run_id!r} cannot be a BullMQ job id: use no ':'")
         options = {"jobId": run_id, **self._job_options()}
         async with reporting_unavailable(self.url, f"adding the job of run {run_id}"):
-            await self._queue.add(JOB_NAME, {"run_id": run_id}, options)
+            # Idempotent (the job id is the run id), so safe to send again.
+            await self._twice(lambda: self._queue.add(JOB_NAME, {"run_id": run_id}, options))
 
     def _job_options(self) -> dict[str, Any]:
         """The options every run's job gets; docs/wire-format.md lists them for other producers."""
@@ -173,22 +180,39 @@ class BullMQQueue:
     async def complete(self, job: Job) -> None:
         taken = self._release(job)
         async with reporting_unavailable(self.url, f"completing the job of run {job.run_id}"):
-            await self._finish_unless_lost(taken.moveToCompleted(None, taken.token))
+            await self._finish_unless_lost(lambda: taken.moveToCompleted(None, taken.token))
 
     async def fail(self, job: Job, error: str) -> None:
         taken = self._release(job)
         async with reporting_unavailable(self.url, f"failing the job of run {job.run_id}"):
-            await self._finish_unless_lost(taken.moveToFailed(RuntimeError(error), taken.token))
+            await self._finish_unless_lost(
+                lambda: taken.moveToFailed(RuntimeError(error), taken.token)
+            )
 
-    async def _finish_unless_lost(self, finishing: Awaitable[object]) -> None:
+    async def _finish_unless_lost(self, finish: Callable[[], Awaitable[object]]) -> None:
         try:
-            await finishing
+            # Left unfinished, the job would wait for the stalled check; sent again after its
+            # reply was lost, it is no longer ours: handled below.
+            await self._twice(finish)
         except TypeError as error:
             if not any(message in str(error) for message in _LOST_JOB_MESSAGES):
                 raise
+            self._maybe_lost = True
             # Its lock expired and recover_stalled handed it on: the next taker reads the run's
             # state from the store and acts on it, so there is nothing left to do here.
             log.warning("a job was no longer held by this worker when it ended: %s", error)
+
+    async def _twice(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, sent again once where a pooled connection the server dropped failed it."""
+        try:
+            return await call()
+        except DROPPED_CONNECTION_ERRORS:
+            self._maybe_lost = True  # dropped: Redis may have restarted without its jobs
+            return await call()
+
+    def may_have_lost_jobs(self) -> bool:
+        lost, self._maybe_lost = self._maybe_lost, False
+        return lost
 
     def _release(self, job: Job) -> BullJob:
         try:
@@ -228,12 +252,14 @@ class BullMQQueue:
 
     async def has_live_job(self, run_id: str) -> bool:
         async with reporting_unavailable(self.url, f"reading the job state of run {run_id}"):
-            state: str = await self._queue.getJobState(run_id)
+            state: str = await self._twice(lambda: self._queue.getJobState(run_id))
         return state not in _DEAD_JOB_STATES
 
     async def counts(self) -> QueueCounts:
         async with reporting_unavailable(self.url, "counting jobs"):
-            counts = await self._queue.getJobCounts("waiting", "delayed", "active")
+            counts = await self._twice(
+                lambda: self._queue.getJobCounts("waiting", "delayed", "active")
+            )
         # A delayed job is a failed one waiting for its retry: still work to do.
         waiting = int(counts["waiting"]) + int(counts["delayed"])
         return QueueCounts(waiting=waiting, active=int(counts["active"]))

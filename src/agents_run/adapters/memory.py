@@ -192,6 +192,9 @@ class InMemoryQueue:
         ]
         return [job.run_id for job in self._requeue(lost)]
 
+    def may_have_lost_jobs(self) -> bool:
+        return False  # it loses nothing
+
     async def has_live_job(self, run_id: str) -> bool:
         return run_id in self._active or any(job.run_id == run_id for job in self._waiting)
 

@@ -25,6 +25,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 
+# What a pooled connection that the server closed raises on its next use (a restart, CLIENT
+# KILL, an idle timeout): a fresh connection may work, so one retry is worth it. Not timeouts:
+# a retry there would only double the wait for a server that does not answer.
+DROPPED_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    ConnectionError,
+)
+
 
 def open_redis(
     url: str, *, connect_timeout: float, decode_responses: bool, client_name: str

@@ -47,22 +47,21 @@ async def _publish(run_id: str | None, stop: asyncio.Event | None) -> int:
     # Bound the work to what is pending now, so that a busy writer cannot keep this call going.
     budget = await infra.store.count_pending_outbox(run_id)
     published = 0
+    # Claims of 1, 2, 4, 8... rows (up to BATCH_SIZE), each published, marked and ended (on
+    # PostgreSQL: committed) before the next: a publisher killed between publishing and marking,
+    # again and again, still leaves every claim before the one in hand marked, so each restart
+    # starts past at least half of what the last one published and the outbox drains. (The
+    # marks of one claim commit together: a kill mid-claim loses them all.) Where publishing
+    # raises, that claim is not marked and its rows go out again (streams skip seqs seen).
+    size = 1
     while published < budget and not (stop is not None and stop.is_set()):
         async with infra.store.claim_outbox(
-            run_id=run_id, limit=min(BATCH_SIZE, budget - published)
+            run_id=run_id, limit=min(size, budget - published)
         ) as claim:
             if not claim.rows:
                 break  # the rest is claimed by another publisher
-            # Chunks of 1, 2, 4, 8... rows, each one publish and one mark (one round trip each,
-            # docs/benchmarks.md): about log2(BATCH_SIZE) of each per batch, and a publisher
-            # killed between publishing and marking (again and again) still leaves at least half
-            # of what it published marked, so the outbox drains. Where publishing raises, that
-            # chunk is not marked: the claim ends and it goes out again (streams skip seqs seen).
-            start, size = 0, 1
-            while start < len(claim.rows):
-                chunk = claim.rows[start : start + size]
-                await infra.bus.publish_batch([row.event for row in chunk])
-                await claim.mark_published(chunk)
-                start, size = start + len(chunk), size * 2
+            await infra.bus.publish_batch([row.event for row in claim.rows])
+            await claim.mark_published(claim.rows)
             published += len(claim.rows)
+        size = min(size * 2, BATCH_SIZE)
     return published

@@ -18,7 +18,11 @@ from agents_run.application.outbox_publisher import (
     publish_pending_outbox_events_once,
 )
 from agents_run.application.run_worker import run_worker_once
-from agents_run.application.sweep_runs import DEFAULT_ORPHAN_AFTER, sweep_orphaned_runs
+from agents_run.application.sweep_runs import (
+    DEFAULT_ORPHAN_AFTER,
+    DEFAULT_REQUEUE_AFTER,
+    sweep_orphaned_runs,
+)
 from agents_run.application.take_over_runs import find_lapsed_runs, take_over_run
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.events import Run
@@ -73,7 +77,10 @@ async def serve_worker(
     the infrastructure is logged and retried with backoff instead of ending the process. Every
     ``stalled_check_interval`` seconds the queue is asked to recover jobs of vanished workers,
     and every ``sweep_interval`` seconds the runs with no live job that have not changed for
-    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``). Every
+    ``orphan_after`` seconds are ended (``sweep_orphaned_runs``); after a worker loop failed
+    or the queue saw signs of lost jobs (``may_have_lost_jobs``: Redis may have restarted
+    without them), the queued runs with no live job are enqueued again as soon as the
+    infrastructure answers. Every
     ``lease_check_interval`` seconds (by default a fifth of the infra's lease) the runs whose
     lease lapsed are listed (``find_lapsed_runs``), and each loop that is free takes one over
     (``take_over_run``) before it takes another job: a take-over is executed like a job, within
@@ -89,6 +96,10 @@ async def serve_worker(
     require_seconds(sweep_interval, "sweep_interval", positive=True)
 
     lapsed = _LapsedRuns()
+    # Set where the infrastructure failed a worker loop, or the queue saw signs of lost jobs
+    # (Redis restarted without them): the queued runs with no live job are enqueued again as
+    # soon as it answers, not a sweep_interval later (idempotent: a needless sweep is a query).
+    jobs_maybe_lost = asyncio.Event()
 
     async def worker_loop(index: int) -> int:
         jobs = 0
@@ -100,15 +111,17 @@ async def serve_worker(
                         jobs += 1
                     backoff = idle_poll
                     continue
-                if await run_worker_once(stop=stop):
-                    jobs += 1
-                    backoff = idle_poll
-                    continue
+                took = await run_worker_once(stop=stop)
+                _note_lost_jobs(jobs_maybe_lost)
                 backoff = idle_poll
+                if took:
+                    jobs += 1
+                    continue
             except Exception as error:
                 log_infra_error(
                     f"worker loop {index}: job failed; retrying in {backoff:.1f}s", error
                 )
+                jobs_maybe_lost.set()
                 backoff = min(backoff * 2, MAX_BACKOFF)
             await _wait(draining, backoff, also=lapsed.found)
         return jobs
@@ -124,9 +137,6 @@ async def serve_worker(
     async def recover_stalled_jobs() -> None:
         await get_infra().queue.recover_stalled()
 
-    async def sweep() -> None:
-        await sweep_orphaned_runs(older_than=orphan_after)
-
     async def find_lapsed() -> None:
         lapsed.replace(await find_lapsed_runs())
 
@@ -135,7 +145,9 @@ async def serve_worker(
         asyncio.create_task(
             every(stalled_check_interval, "checking for stalled jobs", recover_stalled_jobs)
         ),
-        asyncio.create_task(every(sweep_interval, "sweeping orphaned runs", sweep)),
+        asyncio.create_task(
+            _sweep(draining, jobs_maybe_lost, orphan_after, sweep_interval, retry=idle_poll)
+        ),
     ]
     try:
         return sum(await asyncio.gather(*(worker_loop(i) for i in range(concurrency))))
@@ -179,6 +191,38 @@ async def serve_publisher(*, stop: asyncio.Event, idle_wait: float = 1.0) -> int
             await _wait(stop, backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
     return published
+
+
+def _note_lost_jobs(jobs_maybe_lost: asyncio.Event) -> None:
+    if get_infra().queue.may_have_lost_jobs():
+        jobs_maybe_lost.set()
+
+
+async def _sweep(
+    draining: asyncio.Event,
+    jobs_maybe_lost: asyncio.Event,
+    orphan_after: float,
+    interval: float,
+    *,
+    retry: float,
+) -> None:
+    """``sweep_orphaned_runs`` every ``interval`` seconds, and at once (retried every ``retry``
+    seconds until it succeeds) with no requeue delay once ``jobs_maybe_lost`` is set."""
+    while not draining.is_set():
+        after_failure = jobs_maybe_lost.is_set()
+        jobs_maybe_lost.clear()
+        try:
+            await sweep_orphaned_runs(
+                older_than=orphan_after,
+                requeue_after=0.0 if after_failure else DEFAULT_REQUEUE_AFTER,
+            )
+        except Exception as error:
+            log_infra_error("sweeping orphaned runs failed; trying again later", error)
+            if after_failure:
+                jobs_maybe_lost.set()  # again once the infrastructure answers
+        await _wait(draining, interval, also=jobs_maybe_lost)
+        if jobs_maybe_lost.is_set():
+            await _wait(draining, retry)  # not in a tight loop while an outage lasts
 
 
 async def _wait(event: asyncio.Event, timeout: float, *, also: asyncio.Event | None = None) -> None:
