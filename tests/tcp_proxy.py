@@ -42,7 +42,12 @@ class TcpProxy:
             client.close()
             return
         self._open |= {client, server}
-        await asyncio.gather(self._pipe(client_in, server), self._pipe(server_in, client))
+        try:
+            await asyncio.gather(self._pipe(client_in, server), self._pipe(server_in, client))
+        except asyncio.CancelledError:
+            # The loop is closing: asyncio's stream callback would log this task's cancellation.
+            client.close()
+            server.close()
         self._open -= {client, server}
 
     async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:

@@ -11,6 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pytest_agents_run.crashes import (
+        Crash,
+        CrashInjection,
+        CrashInjectionError,
+        CrashPointNotReached,
+        WorkerCrashed,
+        count_crash_points,
+        crash_at,
+    )
     from pytest_agents_run.deterministic_infra import keep_ids_and_clock
     from pytest_agents_run.histories import saved_histories
     from pytest_agents_run.leaks import InfraLeakWarning
@@ -18,14 +27,33 @@ if TYPE_CHECKING:
     from pytest_agents_run.require_infra import InfraNotRequested
 
 __all__ = [
+    "Crash",
+    "CrashInjection",
+    "CrashInjectionError",
+    "CrashPointNotReached",
     "InfraLeakWarning",
     "InfraNotRequested",
     "TraceEntry",
+    "WorkerCrashed",
+    "count_crash_points",
+    "crash_at",
     "keep_ids_and_clock",
     "saved_histories",
 ]
 
 _HOMES = {
+    **dict.fromkeys(
+        (
+            "Crash",
+            "CrashInjection",
+            "CrashInjectionError",
+            "CrashPointNotReached",
+            "WorkerCrashed",
+            "count_crash_points",
+            "crash_at",
+        ),
+        "pytest_agents_run.crashes",
+    ),
     "InfraLeakWarning": "pytest_agents_run.leaks",
     "InfraNotRequested": "pytest_agents_run.require_infra",
     "TraceEntry": "pytest_agents_run.recording",

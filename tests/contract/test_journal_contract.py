@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
 from agents_run import RunNotFound
 from agents_run.domain.journal import StepKind, StepRecord
-from agents_run.errors import InvalidArgument, InvalidTransition, StaleRunState
+from agents_run.errors import InvalidArgument, InvalidTransition, StaleAttempt, StaleRunState
 from agents_run.ports import RunStorePort
 from tests.contract.test_store_contract import AT, new_run, started_run
 
@@ -55,6 +56,22 @@ async def test_an_index_is_recorded_once(store: RunStorePort) -> None:
     with pytest.raises(StaleRunState, match="already has journal entry 1"):
         await store.record_step(step(run.id, 1, "second"))
     assert [s.result for s in await store.read_steps(run.id)] == ["first"]
+
+
+async def test_a_step_from_an_attempt_that_was_taken_over_is_refused(store: RunStorePort) -> None:
+    # Its reply lost in an outage, the old worker's retry must not fill in the new one's journal.
+    run = new_run()
+    await store.create_run(run)
+    assert await store.acquire_lease(run.id, at=AT, until=AT + timedelta(seconds=1))
+    await store.append_event(run.id, "RunStarted", {}, at=AT, attempt=1)
+    later = AT + timedelta(seconds=2)
+    taken = await store.acquire_lease(run.id, at=later, until=later + timedelta(seconds=1))
+    assert taken is not None
+    assert taken.attempt == 2
+    with pytest.raises(StaleAttempt, match="taken over by attempt 2"):
+        await store.record_step(step(run.id, 1, "late", attempt=1))
+    await store.record_step(step(run.id, 1, "current", attempt=2))
+    assert [s.result for s in await store.read_steps(run.id)] == ["current"]
 
 
 async def test_steps_are_recorded_only_while_the_run_runs(store: RunStorePort) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from agents_run import Infra
+from agents_run import Infra, RunEvent
 from agents_run.config import (
     InfraConfig,
     build_infra,
@@ -120,6 +120,8 @@ class Cluster:
                 process.wait()
                 complaints.append(f"{self._logs[process.pid].name} ignored SIGTERM")
                 continue
+            if code == -signal.SIGTERM and " started" not in self.log_of(process):
+                continue  # ended before it set up its handlers (or did anything): nothing to drain
             if code != 0:
                 complaints.append(f"{self._logs[process.pid].name} exited {code} after SIGTERM")
         return complaints
@@ -152,8 +154,12 @@ async def running_cluster(config: InfraConfig) -> AsyncIterator[tuple[Cluster, I
         complaints: list[str] = []
         try:
             yield cluster, infra
+        except BaseException:
+            print(cluster.logs())  # shown with the failure, under "Captured stdout call"
+            raise
         finally:
-            complaints = cluster.stop_all()
+            # In a thread: the loop may run what the processes need to stop (a test's proxy).
+            complaints = await asyncio.to_thread(cluster.stop_all)
             logs = cluster.logs()
             await infra.aclose()
             await remove_namespace(config)
@@ -171,3 +177,29 @@ async def within(
             pytest.fail(f"still not true after {seconds:g} s: {what}", pytrace=False)
         await asyncio.sleep(every)
     return time.monotonic() - started
+
+
+async def terminal_events(infra: Infra, run_ids: list[str]) -> list[RunEvent | None]:
+    """Each run's terminal event, None for a run still going (read from the store)."""
+    events: list[RunEvent | None] = []
+    for run_id in run_ids:
+        run = await infra.store.get_run(run_id)
+        if not run.status.is_terminal:
+            events.append(None)
+            continue
+        (last,) = await infra.store.read_events(run_id, run.last_seq, limit=1)
+        events.append(last)
+    return events
+
+
+async def terminal_types(infra: Infra, run_ids: list[str]) -> list[str | None]:
+    """Each run's terminal event type, None for a run still going."""
+    return [None if e is None else e.type for e in await terminal_events(infra, run_ids)]
+
+
+async def assert_all_finished(infra: Infra, run_ids: list[str]) -> None:
+    """Every run ended ``RunFinished``; else the terminal events are the failure message."""
+    events = await terminal_events(infra, run_ids)
+    assert [None if e is None else e.type for e in events] == ["RunFinished"] * len(run_ids), [
+        None if e is None else (e.run_id, e.type, e.data) for e in events
+    ]

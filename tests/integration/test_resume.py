@@ -11,10 +11,19 @@ from typing import Any
 
 import pytest
 
-from agents_run import Infra, ManualClock, RunContext, register_agent, run_worker_once, start_run
+from agents_run import (
+    Infra,
+    ManualClock,
+    RunContext,
+    register_agent,
+    run_until_idle,
+    run_worker_once,
+    start_run,
+)
 from agents_run.application.replay import MAX_RUN_ATTEMPTS
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.json_data import JsonObject
+from pytest_agents_run import Crash, crash_at
 from tests.leaks import leaves_work_on_purpose
 
 # The vanished workers are cancelled, not finished: these tests stop before publishing.
@@ -218,3 +227,38 @@ async def test_a_run_that_loses_every_worker_ends_after_a_bounded_number_of_atte
             f"ended (at most {MAX_RUN_ATTEMPTS}); start a new run to retry",
         },
     )
+
+
+@pytest.mark.deterministic
+@pytest.mark.agents_run_memory_only(reason="take_over hands the crashed worker's job on in memory")
+async def test_a_step_that_failed_and_was_caught_runs_again_on_resume_without_a_divergence(
+    infra: Infra,
+) -> None:
+    calls: list[str] = []
+
+    def unavailable() -> str:
+        calls.append("primary")
+        raise ConnectionError("the primary is down")
+
+    def backup() -> str:
+        calls.append("backup")
+        return "from the backup"
+
+    @register_agent("falls-back")
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        try:
+            answer = await ctx.step("primary", unavailable)
+        except ConnectionError:
+            answer = await ctx.step("backup", backup)  # journal entry 2: 1 failed, unrecorded
+        yield {"answer": answer}
+        yield {"done": True}
+
+    run_id = await start_run("falls-back", {})
+    with crash_at(Crash.AFTER_APPEND, nth=2) as crash:  # after the first RunStep
+        await run_until_idle()
+    await crash.take_over()
+    assert [event.type for event in await infra.store.read_events(run_id)][-2:] == [
+        "RunStep",
+        "RunFinished",
+    ]
+    assert calls == ["primary", "backup", "primary"], "the failed step again, the backup replayed"

@@ -174,3 +174,14 @@ async def test_draining_one_run_feeds_its_live_stream(infra: Infra) -> None:
     await run_worker_once()
     assert await drain_outbox_for_run(run_id) == 3
     assert await asyncio.wait_for(stream, 2) == [(2, "RunStep"), (3, "RunFinished")]
+
+
+async def test_a_long_run_is_backfilled_in_pages(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("agents_run.application.stream_run.BACKFILL_PAGE", 4)
+    run_id = await start_run("echo", {"text": " ".join(f"w{i}" for i in range(10))})
+    await run_until_idle()
+    seqs = [seq for seq, _ in await collect(stream_run(run_id))]
+    assert seqs == list(range(1, 13))  # RunStarted, 10 steps, RunFinished: three pages
+    assert [seq for seq, _ in await collect(stream_run(run_id, from_seq=9))] == [9, 10, 11, 12]

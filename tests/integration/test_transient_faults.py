@@ -7,15 +7,16 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from agents_run import (
     Infra,
     InfraUnavailable,
     ManualClock,
+    RunContext,
     RunEvent,
     RunStatus,
+    StreamIdleTimeout,
     register_agent,
     run_until_idle,
     run_worker_once,
@@ -32,6 +33,7 @@ from agents_run.application.sweep_runs import DEFAULT_REQUEUE_AFTER
 from agents_run.application.take_over_runs import take_over_lapsed_runs
 from agents_run.domain.json_data import JsonObject
 from tests.leaks import leaves_work_on_purpose
+from tests.postgres_server import terminate_connections
 from tests.redis_server import own_redis_server
 from tests.services import postgres_url, unique_prefix
 
@@ -144,6 +146,75 @@ async def test_a_stream_gives_up_once_the_outage_outlasts_its_idle_timeout(
             pass
 
 
+@pytest.fixture
+def stepping_agent() -> Iterator[str]:
+    """An agent whose two steps are recorded ``ctx.step`` results."""
+    name = "records-two-steps"
+
+    @register_agent(name)
+    async def agent(input: JsonObject, ctx: RunContext) -> AsyncIterator[JsonObject]:
+        for index in range(2):
+            yield await ctx.step(f"step {index}", dict, index=index)
+
+    yield name
+    unregister_agent(name)
+
+
+@pytest.mark.deterministic
+@pytest.mark.parametrize("reply_lost", [False, True], ids=["before-the-store", "reply-lost"])
+@leaves_work_on_purpose  # the worker only appends
+async def test_a_store_outage_while_a_step_result_is_recorded_is_ridden_out(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, stepping_agent: str, reply_lost: bool
+) -> None:
+    run_id = await start_run(stepping_agent, {})
+    record_step = failing_calls(infra.store.record_step, {1}, after_the_call=reply_lost)
+    monkeypatch.setattr(infra.store, "record_step", record_step)
+    # The check for a lost reply fails too: the worker must check again, not record again.
+    monkeypatch.setattr(infra.store, "read_steps", failing_calls(infra.store.read_steps, {1}))
+    assert await run_worker_once() is True
+    events = await infra.store.read_events(run_id)
+    assert [(e.type, e.data) for e in events] == [
+        ("RunStarted", {"agent": stepping_agent}),
+        ("RunStep", {"index": 0}),
+        ("RunStep", {"index": 1}),
+        ("RunFinished", {}),
+    ]
+    assert [s.index for s in await infra.store.read_steps(run_id)] == [1, 2]
+
+
+def hanging_after(real: Any, answered: int) -> Any:
+    """``real`` for its first ``answered`` calls; from then on a call that never returns (a
+    store behind a dead network)."""
+    calls = 0
+
+    async def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > answered:
+            await asyncio.Event().wait()
+        return await real(*args, **kwargs)
+
+    return call
+
+
+@pytest.mark.deterministic
+@pytest.mark.parametrize(
+    ("hung", "answered"),
+    [("get_run", 0), ("get_run", 1), ("read_events", 0), ("read_events", 1)],
+    ids=["first-get-run", "get-run-once-live", "first-read", "re-read-once-live"],
+)
+@leaves_work_on_purpose  # the run stays queued: the stream is live when the store hangs
+async def test_a_hung_store_does_not_hold_a_stream_past_its_idle_timeout(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch, hung: str, answered: int
+) -> None:
+    run_id = await start_run("echo", {"text": "a"})
+    monkeypatch.setattr(infra.store, hung, hanging_after(getattr(infra.store, hung), answered))
+    async with asyncio.timeout(DEADLINE):  # without the fix: a hang
+        with pytest.raises(StreamIdleTimeout, match="did not answer in time"):
+            async for _ in stream_run(run_id, idle_timeout=0.5, poll_interval=0.05):
+                pass
+
+
 # --- on the real servers -------------------------------------------------------------------
 
 
@@ -166,18 +237,6 @@ def gated_agent() -> Iterator[tuple[str, asyncio.Event, asyncio.Event]]:
 
     yield name, reached, opened
     unregister_agent(name)
-
-
-async def terminate_connections_of(store: PostgresRunStore) -> int:
-    """What a failover looks like to the store: the server ends every connection it has."""
-    async with await psycopg.AsyncConnection.connect(postgres_url(), autocommit=True) as admin:
-        cursor = await admin.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (store.application_name,),
-        )
-        row = await cursor.fetchone()
-    return int(row[0]) if row else 0
 
 
 async def collect(stream: AsyncIterator[RunEvent]) -> list[RunEvent]:
@@ -203,7 +262,7 @@ async def test_terminating_every_postgresql_connection_mid_run_fails_no_run_and_
             ]
             workers = [asyncio.create_task(run_worker_once()) for _ in run_ids]
             await asyncio.wait_for(reached.wait(), DEADLINE)
-            assert await terminate_connections_of(store) >= 1
+            assert await terminate_connections(store.application_name) >= 1
             opened.set()
             assert await asyncio.wait_for(asyncio.gather(*workers), DEADLINE) == [True] * 3
             streamed = await asyncio.wait_for(asyncio.gather(*streams), DEADLINE)

@@ -31,6 +31,23 @@ def test_run_event_rejects_a_seq_that_is_not_a_positive_int(seq: object) -> None
         RunEvent(run_id="run-1", seq=seq, type="RunStep")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"run_id":"r","seq":1,"type":"RunStep","data":{"x":NaN}}',
+        b'{"run_id":"r","seq":1,"type":"RunStep","data":{"x":-Infinity}}',
+        b'{"run_id":"r","seq":1,"type":"RunStep","data":{"x":1e999}}',
+        b'{"run_id":"r","seq":1,"type":"RunStep","data":{"x":"\\u0000"}}',
+        b'{"run_id":"r","seq":1,"type":"RunStep","data":{"x":"\\ud800"}}',
+        b'{"run_id":"r","seq":1,"type":"Nope","data":{}}',
+    ],
+)
+def test_run_event_text_that_is_not_an_event_of_json_data_is_refused(text: bytes) -> None:
+    # The bus's subscribers decode every message with it (checked once, in one pass).
+    with pytest.raises((ValueError, TypeError)):
+        RunEvent.from_json_text(text)
+
+
 def test_run_event_rejects_an_unknown_type() -> None:
     with pytest.raises(ValueError, match="unknown event type 'Step'"):
         RunEvent(run_id="run-1", seq=1, type="Step")

@@ -10,7 +10,7 @@ import asyncio
 import copy
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -166,9 +166,12 @@ class InMemoryQueue:
         except KeyError:
             raise InvalidArgument(f"job for run {job.run_id!r} is not active") from None
 
-    def requeue_active(self) -> list[Job]:
-        """Put active jobs back at the front, as a stalled-job checker does for a lost worker."""
-        return self._requeue(list(self._active))
+    def requeue_active(self, run_ids: Iterable[str] | None = None) -> list[Job]:
+        """Put active jobs back at the front, as a stalled-job checker does for a lost worker:
+        all of them, or those of ``run_ids`` that are still active."""
+        if run_ids is None:
+            return self._requeue(list(self._active))
+        return self._requeue([run_id for run_id in run_ids if run_id in self._active])
 
     def _requeue(self, run_ids: list[str]) -> list[Job]:
         stalled: list[Job] = []
@@ -203,7 +206,7 @@ class InMemoryQueue:
 
 
 def _changed(run: Run, **changes: object) -> Run:
-    """``dataclasses.replace`` without its per-call look at the fields, for the append hot path:
+    """``dataclasses.replace`` without its per-call look at the fields, for the hot paths:
     ``Run`` is a frozen dataclass whose ``__init__`` checks nothing, so a copy of its fields with
     some changed is the same value ``replace`` makes."""
     changed = object.__new__(Run)
@@ -270,7 +273,7 @@ class InMemoryRunStore:
         # Copies, as a real store would keep: a caller mutating its dict later changes nothing.
         stored_input = json_object_copy(run.input, "run input")
         json_text(stored_input, "run input", self.max_payload_bytes)  # measured as SQL stores do
-        self._runs[run.id] = _StoredRun(replace(run, input=stored_input))
+        self._runs[run.id] = _StoredRun(_changed(run, input=stored_input))
 
     async def get_run(self, run_id: str) -> Run:
         return self._stored(run_id).run
@@ -331,7 +334,7 @@ class InMemoryRunStore:
         run = stored.run
         if run.cancel_requested or run.status.is_terminal:
             return False
-        stored.run = replace(run, cancel_requested=True, updated_at=at)
+        stored.run = _changed(run, cancel_requested=True, updated_at=at)
         stored.cancel_requested.set()
         return True
 
@@ -340,14 +343,14 @@ class InMemoryRunStore:
         run = stored.run
         if run.status.is_terminal or run.lease_is_live(at):
             return None
-        stored.run = replace(run, attempt=run.attempt + 1, lease_until=until)
+        stored.run = _changed(run, attempt=run.attempt + 1, lease_until=until)
         return stored.run
 
     async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
         stored = self._stored(run_id)
         if stored.run.status.is_terminal or stored.run.attempt != attempt:
             return False
-        stored.run = replace(stored.run, lease_until=until)
+        stored.run = _changed(stored.run, lease_until=until)
         return True
 
     async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:

@@ -34,7 +34,11 @@ from psycopg.pq import TransactionStatus
 from psycopg_pool import AsyncConnectionPool
 
 from agents_run.adapters.postgres_cancel_listener import CancelListener
-from agents_run.adapters.postgres_connections import Connection, PostgresConnections
+from agents_run.adapters.postgres_connections import (
+    Connection,
+    PostgresConnections,
+    answered_promptly,
+)
 from agents_run.adapters.postgres_statements import (
     KNOWN_RUNS_LIMIT,
     KnownRun,
@@ -171,6 +175,7 @@ class PostgresRunStore(PostgresConnections):
         assert row is not None  # inserted, or there already
         return row[0], row[1]
 
+    @answered_promptly
     async def create_run(self, run: Run) -> None:
         ensure_json_object(run.input, "run input")
         limit = self.max_payload_bytes
@@ -184,6 +189,7 @@ class PostgresRunStore(PostgresConnections):
         except psycopg.errors.UniqueViolation:
             raise InvalidArgument(f"run {run.id!r} already exists") from None
 
+    @answered_promptly
     async def get_run(self, run_id: str) -> Run:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.get_run, (run_id,))
@@ -192,6 +198,7 @@ class PostgresRunStore(PostgresConnections):
             raise RunNotFound(run_id)
         return run_from_row(row)
 
+    @answered_promptly
     async def append_event(
         self,
         run_id: str,
@@ -254,6 +261,7 @@ class PostgresRunStore(PostgresConnections):
             )
         return True
 
+    @answered_promptly
     async def acquire_lease(self, run_id: str, *, at: datetime, until: datetime) -> Run | None:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -265,6 +273,7 @@ class PostgresRunStore(PostgresConnections):
                 return None
         return run_from_row(row)
 
+    @answered_promptly
     async def renew_lease(self, run_id: str, attempt: int, *, until: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -275,11 +284,13 @@ class PostgresRunStore(PostgresConnections):
             await self._check_exists(connection, run_id)
         return False
 
+    @answered_promptly
     async def list_lapsed_leases(self, *, at: datetime, limit: int = 100) -> list[Run]:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.list_lapsed_leases, (at, limit))
             return [run_from_row(row) for row in await cursor.fetchall()]
 
+    @answered_promptly
     async def read_events(
         self, run_id: str, from_seq: int = 1, limit: int | None = None
     ) -> list[RunEvent]:
@@ -292,6 +303,7 @@ class PostgresRunStore(PostgresConnections):
                 await self._check_exists(connection, run_id)
         return events_from_rows(run_id, rows)
 
+    @answered_promptly
     async def request_cancel(self, run_id: str, *, at: datetime) -> bool:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -319,6 +331,7 @@ class PostgresRunStore(PostgresConnections):
             raise self._closed_error()
         return await self._connect()
 
+    @answered_promptly
     async def record_step(self, record: StepRecord) -> None:
         check_step_result(record)
         limit = self.max_payload_bytes
@@ -334,6 +347,7 @@ class PostgresRunStore(PostgresConnections):
         if not recorded:
             check_step_can_be_recorded(run_from_row(tuple(run_row)), record, index_taken=True)
 
+    @answered_promptly
     async def read_steps(self, run_id: str) -> list[StepRecord]:
         async with self._connection() as connection:
             cursor = await connection.execute(self._statements.read_steps, (run_id,))
@@ -347,6 +361,7 @@ class PostgresRunStore(PostgresConnections):
         if await cursor.fetchone() is None:
             raise RunNotFound(run_id)
 
+    @answered_promptly
     async def list_stale_runs(self, *, updated_before: datetime, limit: int = 100) -> list[Run]:
         async with self._connection() as connection:
             cursor = await connection.execute(
@@ -354,6 +369,7 @@ class PostgresRunStore(PostgresConnections):
             )
             return [run_from_row(row) for row in await cursor.fetchall()]
 
+    @answered_promptly
     async def pending_outbox(self, run_id: str | None = None) -> list[OutboxRow]:
         async with self._connection() as connection:
             if run_id is None:
@@ -362,6 +378,7 @@ class PostgresRunStore(PostgresConnections):
                 cursor = await connection.execute(self._statements.pending_of_run, (run_id,))
             return outbox_rows_from_rows(await cursor.fetchall())
 
+    @answered_promptly
     async def count_pending_outbox(self, run_id: str | None = None) -> int:
         async with self._connection() as connection:
             if run_id is None:
@@ -371,6 +388,7 @@ class PostgresRunStore(PostgresConnections):
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    @answered_promptly
     async def delete_published_outbox(self, *, published_for: float, limit: int = 1000) -> int:
         async with self._connection() as connection:
             cursor = await connection.execute(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from agents_run.application.eager_steps import EagerStep
 from agents_run.application.failures import log_infra_error
 from agents_run.application.infra import Infra
 from agents_run.application.run_context import RunContext
@@ -75,7 +76,13 @@ class Interruptions:
 
     async def next_step(self, steps: AsyncIterator[Any]) -> Next:
         """The agent's next yield, return or error; or the interruption that came first."""
-        task = asyncio.create_task(_advance(steps), context=self._context)
+        for outcome, watcher in self._watchers.items():
+            if watcher.done():  # as the wait below would find it, without starting the step
+                return Next(outcome)
+        step = EagerStep(_advance(steps), self._context)
+        if step.ended:
+            return _ended(step)
+        task = step.task
         try:
             await asyncio.wait(
                 [task, *self._watchers.values()], return_when=asyncio.FIRST_COMPLETED
@@ -84,12 +91,15 @@ class Interruptions:
             await self._interrupt(task)  # this worker is cancelled: so is the agent
             raise
         if task.done():
-            if task.cancelled():  # by the agent's own code, not by us
-                return Next(Outcome.ERROR, asyncio.CancelledError("the agent's step was cancelled"))
-            return task.result()
+            return _ended(step)
         reason = next(outcome for outcome, watcher in self._watchers.items() if watcher.done())
         await self._interrupt(task)
         return Next(reason)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the cancel watcher saw a request: checked between steps, without a read."""
+        return self._watchers[Outcome.CANCELLED].done()
 
     async def _interrupt(self, task: asyncio.Task[Next]) -> None:
         # Never in the middle of writing a result: that one is recorded whole, then interrupted.
@@ -125,6 +135,13 @@ class Interruptions:
                     error,
                 )
                 await asyncio.sleep(CANCEL_POLL_SECONDS)
+
+
+def _ended(step: EagerStep[Next]) -> Next:
+    try:
+        return step.result()
+    except asyncio.CancelledError:  # by the agent's own code, not by us
+        return Next(Outcome.ERROR, asyncio.CancelledError("the agent's step was cancelled"))
 
 
 async def _advance(steps: AsyncIterator[Any]) -> Next:

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 from agents_run.application.infra import Infra
 from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
+from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject
 from agents_run.errors import InfraUnavailable, StaleAttempt
 
@@ -77,17 +78,28 @@ async def holding_lease(
     fence the block's appends with its attempt. On the way out the lease is released, so that
     a run left unfinished (the worker was cancelled, the store failed) can be taken at once."""
     held = HeldRun(run.id, run.attempt, run.last_seq, store_outage_bound)
-    renewal = asyncio.create_task(
-        _renew_until_lost(infra, run.id, run.attempt), name=f"agents-run lease {run.id}"
-    )
+    loop = asyncio.get_running_loop()
+    renewal: asyncio.Task[None] | None = None
+
+    def start_renewing() -> None:
+        nonlocal renewal
+        renewal = loop.create_task(
+            _renew_until_lost(infra, run.id, run.attempt), name=f"agents-run lease {run.id}"
+        )
+
+    # A timer until the first renewal is due: most runs in memory end long before it, and then
+    # cost no task.
+    first_renewal = loop.call_later(_renewal_interval(infra), start_renewing)
     token = _held.set(held)
     try:
         yield held
     finally:
         _held.reset(token)
-        renewal.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await renewal
+        first_renewal.cancel()
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         # Best effort, and bounded: where the store does not answer, the lease lapses anyway.
         with contextlib.suppress(Exception):
             async with asyncio.timeout(RELEASE_TIMEOUT):
@@ -141,10 +153,38 @@ async def append_as_holder(
 
 async def read_as_holder(infra: Infra, run_id: str) -> Run:
     """The run, read again; retried through a store outage where the current task holds it."""
+    return await retried_as_holder(run_id, lambda: infra.store.get_run(run_id), "reading the run")
+
+
+async def retried_as_holder(run_id: str, read: Callable[[], Awaitable[T]], doing: str) -> T:
+    """``read()`` (a store call that changes nothing); retried through a store outage where the
+    current task holds ``run_id``."""
     held = _held.get()
     if held is None or held.run_id != run_id:
-        return await infra.store.get_run(run_id)
-    return await _retrying(lambda: infra.store.get_run(run_id), held, "reading the run")
+        return await read()
+    return await _retrying(read, held, doing)
+
+
+async def record_step_as_holder(infra: Infra, record: StepRecord) -> None:
+    """Record a journal entry; where the current task holds its run, retried through a store
+    outage, and an entry whose reply was lost is found in the journal, not recorded twice."""
+    held = _held.get()
+    if held is None or held.run_id != record.run_id:
+        await infra.store.record_step(record)
+        return
+
+    async def write() -> bool:
+        await infra.store.record_step(record)
+        return True
+
+    async def recorded_before_the_reply_was_lost() -> bool | None:
+        journal = await infra.store.read_steps(record.run_id)
+        mine = [(e.index, e.attempt, e.name) for e in journal]
+        return True if (record.index, record.attempt, record.name) in mine else None
+
+    await _retrying(
+        write, held, f"recording step {record.index}", recorded_before_the_reply_was_lost
+    )
 
 
 async def _retrying(
@@ -155,10 +195,18 @@ async def _retrying(
 ) -> T:
     deadline = time.monotonic() + held.store_outage_bound
     delay = _FIRST_RETRY_DELAY
+    unsure = False  # a failed try may have reached the store: only ``already_done`` can tell
     while True:
         try:
+            if unsure and already_done is not None:
+                done = await already_done()
+                if done is not None:
+                    return done
+            unsure = False
             return await operation()
         except InfraUnavailable as error:
+            # Where the check itself failed, the next try checks again before doing it again.
+            unsure = True
             if time.monotonic() + delay > deadline:
                 log.warning(
                     "run %s: the store stayed unavailable for %gs while %s; giving up",
@@ -176,18 +224,17 @@ async def _retrying(
             )
         await asyncio.sleep(delay)
         delay = min(delay * 2, _MAX_RETRY_DELAY)
-        if already_done is not None:
-            with contextlib.suppress(InfraUnavailable):
-                done = await already_done()
-                if done is not None:
-                    return done
+
+
+def _renewal_interval(infra: Infra) -> float:
+    return infra.lease_seconds / RENEWALS_PER_LEASE
 
 
 async def _renew_until_lost(infra: Infra, run_id: str, attempt: int) -> None:
+    """Renews now (the first renewal is due), then every renewal interval."""
     seconds = infra.lease_seconds
     failing = False
     while True:
-        await asyncio.sleep(seconds / RENEWALS_PER_LEASE)
         until = infra.clock.now() + timedelta(seconds=seconds)
         try:
             renewed = await infra.store.renew_lease(run_id, attempt, until=until)
@@ -200,10 +247,11 @@ async def _renew_until_lost(infra: Infra, run_id: str, attempt: int) -> None:
                     error,
                 )
             failing = True
-            continue
-        if failing:
-            log.info("run %s: its lease is renewed again", run_id)
-            failing = False
-        if not renewed:
-            # Taken over, or ended: the next append says which, and the worker acts on it.
-            return
+        else:
+            if failing:
+                log.info("run %s: its lease is renewed again", run_id)
+                failing = False
+            if not renewed:
+                # Taken over, or ended: the next append says which, and the worker acts on it.
+                return
+        await asyncio.sleep(_renewal_interval(infra))

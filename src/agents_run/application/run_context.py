@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from agents_run.application.infra import Infra
+from agents_run.application.leases import record_step_as_holder
 from agents_run.arguments import require_positive_int, require_seconds
 from agents_run.domain.differences import difference_line
 from agents_run.domain.journal import StepKind, StepRecord
@@ -66,8 +67,10 @@ class RunContext:
     """One execution of one run, as its agent sees it.
 
     ``ctx.step``, ``ctx.now`` and ``ctx.sleep`` are recorded in the run's journal (the store, not
-    the event stream), numbered in call order. ``ctx.now`` values are written with the next
-    recorded call or step, so an execution interrupted before then records nothing of them.
+    the event stream), numbered in call order (when they are called, not when they end: steps run
+    concurrently, with ``asyncio.gather``, replay in the order they were called). ``ctx.now``
+    values are written with the next recorded call or step, so an execution interrupted before
+    then records nothing of them.
     """
 
     def __init__(
@@ -89,11 +92,12 @@ class RunContext:
         self._random: random.Random | None = None
         self._failed_steps: list[tuple[BaseException, str]] = []
         self.store_failure: Exception | None = None
-        # Replay: the journal a previous attempt recorded, returned by index until exhausted;
-        # the first call that departs from it is the run's divergence.
-        self._journal = list(journal)
+        # Replay: the journal a previous attempt recorded, returned by index; a call whose index
+        # it lacks (past its end, or in flight when that attempt stopped) runs live. The first
+        # call that departs from it is the run's divergence.
+        self._journal = {record.index: record for record in journal}
         self.divergence: str | None = None
-        # live=False (agents-run replay): a call past the journal raises HistoryEnded instead of
+        # live=False (agents-run replay): a call the journal lacks raises HistoryEnded instead of
         # running; ``history_ended`` keeps its kind and name.
         self._live = live
         self.history_ended: tuple[StepKind, str] | None = None
@@ -121,11 +125,11 @@ class RunContext:
 
     def now(self) -> datetime:
         """The infra's time (a ``ManualClock`` in tests), recorded for replay."""
-        recorded = self._replayed(StepKind.NOW, "now")
+        index, recorded = self._called(StepKind.NOW, "now")
         if recorded is not None:
             return datetime.fromisoformat(recorded.result)
         value = self._infra.clock.now()
-        self._unwritten.append(self._entry(StepKind.NOW, "now", value.isoformat()))
+        self._unwritten.append(self._entry(index, StepKind.NOW, "now", value.isoformat()))
         return value
 
     def random(self) -> random.Random:
@@ -137,11 +141,12 @@ class RunContext:
     async def sleep(self, seconds: float) -> None:
         """Wait ``seconds`` on the infra's clock: at once under ``ManualClock``, which moves."""
         require_seconds(seconds, "seconds")
-        if self._replayed(StepKind.SLEEP, "sleep") is not None:
+        index, recorded = self._called(StepKind.SLEEP, "sleep")
+        if recorded is not None:
             return  # slept before the resume: its time has passed
         until = self._infra.clock.now() + timedelta(seconds=seconds)
         await self._record(
-            StepKind.SLEEP, "sleep", {"seconds": seconds, "until": until.isoformat()}
+            index, StepKind.SLEEP, "sleep", {"seconds": seconds, "until": until.isoformat()}
         )
         await self._infra.clock.sleep(seconds)
 
@@ -167,7 +172,7 @@ class RunContext:
             raise InvalidArgument(f"step {name!r}: fn must be callable, got {fn!r}")
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidArgument(f"step {name!r}: retry must be a RetryPolicy, got {retry!r}")
-        recorded = self._replayed(StepKind.STEP, name)
+        index, recorded = self._called(StepKind.STEP, name)
         if recorded is not None:
             return copy.deepcopy(recorded.result)  # recorded before the resume: fn is not called
         result = await self._call(name, fn, args, kwargs, retry or RetryPolicy(attempts=1))
@@ -177,7 +182,7 @@ class RunContext:
             failure = StepResultNotJson(f"step {name!r} returned what JSON cannot hold: {error}")
             self._failed_steps.append((failure, name))
             raise failure from None
-        await self._record(StepKind.STEP, name, result)
+        await self._record(index, StepKind.STEP, name, result)
         return result
 
     async def _call(
@@ -211,17 +216,19 @@ class RunContext:
                 )
                 await self._infra.clock.sleep(delay)
 
-    def _replayed(self, kind: StepKind, name: str) -> StepRecord | None:
-        """The journal's entry for the next call, or None once the journal is exhausted (the
-        call runs live); raises ``ReplayDiverged`` where the entry is another call's."""
+    def _called(self, kind: StepKind, name: str) -> tuple[int, StepRecord | None]:
+        """This call's journal index, and the journal's entry for it, or None where it has none
+        (the call runs live); raises ``ReplayDiverged`` where the entry is another call's."""
         if self.divergence is not None:
             raise ReplayDiverged(self.divergence)
-        if self._next_index > len(self._journal):
+        index = self._next_index
+        self._next_index += 1
+        recorded = self._journal.get(index)
+        if recorded is None:
             if self._live:
-                return None
+                return index, None
             self.history_ended = self.history_ended or (kind, name)
             raise HistoryEnded(f"the record ends before this {kind.value} {name!r}")
-        recorded = self._journal[self._next_index - 1]
         if (recorded.kind, recorded.name) != (kind, name):
             self.divergence = difference_line(
                 f"journal entry {recorded.index}",
@@ -229,13 +236,14 @@ class RunContext:
                 {"call": kind.value, "name": name},
             )
             raise ReplayDiverged(self.divergence)
-        self._next_index += 1
-        return recorded
+        return index, recorded
 
     @property
     def journal_left(self) -> list[StepRecord]:
         """The journal's entries that no call has replayed yet."""
-        return self._journal[self._next_index - 1 :]
+        return [
+            self._journal[index] for index in sorted(self._journal) if index >= self._next_index
+        ]
 
     def step_that_raised(self, error: BaseException) -> str | None:
         """The name of the step whose failure ``error`` is (or was caused by), if any."""
@@ -252,15 +260,15 @@ class RunContext:
     async def flush(self) -> None:
         """Write the ``ctx.now`` values not yet in the journal (before the next event)."""
         while self._unwritten:
-            await self._infra.store.record_step(self._unwritten[0])
+            await record_step_as_holder(self._infra, self._unwritten[0])
             del self._unwritten[0]
 
-    async def _record(self, kind: StepKind, name: str, result: Any) -> None:
-        entry = self._entry(kind, name, result)
+    async def _record(self, index: int, kind: StepKind, name: str, result: Any) -> None:
+        entry = self._entry(index, kind, name, result)
         async with self.recording:
             try:
                 await self.flush()
-                await self._infra.store.record_step(entry)
+                await record_step_as_holder(self._infra, entry)
             except PayloadTooLarge as error:  # the agent's doing: raised into it, nothing kept
                 self._next_index = entry.index
                 self._failed_steps.append((error, name))
@@ -269,14 +277,12 @@ class RunContext:
                 self.store_failure = error  # the worker's failure, not the agent's
                 raise
 
-    def _entry(self, kind: StepKind, name: str, result: Any) -> StepRecord:
-        entry = StepRecord(
+    def _entry(self, index: int, kind: StepKind, name: str, result: Any) -> StepRecord:
+        return StepRecord(
             run_id=self._run_id,
-            index=self._next_index,
+            index=index,
             attempt=self._attempt,
             kind=kind,
             name=name,
             result=result,
         )
-        self._next_index += 1
-        return entry

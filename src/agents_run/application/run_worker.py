@@ -17,6 +17,7 @@ from agents_run.application.leases import (
     append_as_holder,
     holding_lease,
     read_as_holder,
+    retried_as_holder,
 )
 from agents_run.application.replay import MAX_RUN_ATTEMPTS, Replay
 from agents_run.application.run_context import RunContext
@@ -25,7 +26,7 @@ from agents_run.domain.events import EventType, Run, RunEvent, RunStatus
 from agents_run.domain.failures import FailureType, failure_data, failure_of
 from agents_run.domain.journal import StepRecord
 from agents_run.domain.json_data import JsonObject, ensure_json_object
-from agents_run.errors import DrainDidNotSettle, PayloadTooLarge, StaleAttempt, StaleRunState
+from agents_run.errors import DrainDidNotSettle, InvalidArgument, StaleAttempt, StaleRunState
 from agents_run.ports import Job
 
 log = logging.getLogger("agents_run.worker")
@@ -211,8 +212,12 @@ async def _resume(
         )
         log.warning("run %s ended TooManyAttempts at attempt %d", run.id, run.attempt)
         return
-    events = await infra.store.read_events(run.id)
-    journal = await infra.store.read_steps(run.id)
+    events = await retried_as_holder(
+        run.id, lambda: infra.store.read_events(run.id), "reading the history"
+    )
+    journal = await retried_as_holder(
+        run.id, lambda: infra.store.read_steps(run.id), "reading the journal"
+    )
     await _append(
         infra,
         run.id,
@@ -279,12 +284,7 @@ async def _run_agent(
                 if next_.outcome is Outcome.STOPPED:
                     await ctx.flush()
                     return await _stopped(infra, run_id, "during the step after seq")
-                try:
-                    data = ensure_json_object(
-                        next_.value, f"step data yielded by agent {agent_name!r}"
-                    )
-                except Exception as error:
-                    return await _agent_failed(infra, ctx, error)
+                data = next_.value
                 steps_taken += 1
                 if max_steps is not None and steps_taken > max_steps:
                     raise DrainDidNotSettle(
@@ -292,6 +292,12 @@ async def _run_agent(
                         "steps; an agent that never ends, or raise the limit"
                     )
                 if replay is not None and replay.pending:
+                    try:
+                        data = ensure_json_object(
+                            data, f"step data yielded by agent {agent_name!r}"
+                        )
+                    except InvalidArgument as error:
+                        return await _agent_failed(infra, ctx, error)
                     difference = replay.check_yield(data)
                     if difference is not None:
                         return await _diverged(infra, run_id, difference)
@@ -299,9 +305,12 @@ async def _run_agent(
                 await ctx.flush()
                 try:
                     await _append(infra, run_id, EventType.RUN_STEP, data)
-                except PayloadTooLarge as error:  # the agent's doing: its run fails, once
+                except (
+                    InvalidArgument
+                ) as error:  # the store checks the data once: not JSON, too large
                     return await _agent_failed(infra, ctx, error)
-                if (await read_as_holder(infra, run_id)).cancel_requested:
+                # The watcher's word, not a read: it sees a push (or its own poll) at once.
+                if watch.cancelled:
                     await _append(infra, run_id, EventType.RUN_CANCELLED, {})
                     return EventType.RUN_CANCELLED
                 if stop is not None and stop.is_set():

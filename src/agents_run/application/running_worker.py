@@ -100,6 +100,11 @@ async def _settle(
         task.cancel()
     if pending:
         await asyncio.wait(pending)
+    for task in (workers, publisher):
+        if not task.cancelled():
+            # Retrieved: where both failed only one error is raised, and asyncio would log the
+            # other from the garbage collector, at any moment (seen to break a later ast.parse).
+            task.exception()
 
 
 async def _first_of(*waits: Awaitable[object]) -> None:

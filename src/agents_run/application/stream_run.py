@@ -22,6 +22,9 @@ T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 120.0
 DEFAULT_POLL_INTERVAL = 1.0
 _MAX_RETRY_DELAY = 2.0
+# Events per store read of a backfill: a long run is read in pages (keyset on its seq), so a
+# stream holds one page at a time and its cost per event stays that of a short run.
+BACKFILL_PAGE = 1000
 
 
 def stream_run(
@@ -38,7 +41,8 @@ def stream_run(
     every ``poll_interval`` seconds of silence too. Where the store does not answer
     (``InfraUnavailable``) it retries with backoff, and raises that error only once
     ``idle_timeout`` seconds passed without a new event. Raises ``StreamIdleTimeout`` after
-    ``idle_timeout`` seconds without a new event, ``RunNotFound`` for an unknown run. Arguments are
+    ``idle_timeout`` seconds without a new event (also where a store or bus call has not
+    answered by then: no wait outlasts it), ``RunNotFound`` for an unknown run. Arguments are
     checked here, at the call, before anything is awaited.
     """
     if from_seq is not None:
@@ -53,8 +57,15 @@ async def _stream(
 ) -> AsyncIterator[RunEvent]:
     last_progress = time.monotonic()
 
+    def idle(why: str) -> StreamIdleTimeout:
+        return StreamIdleTimeout(
+            f"run {run_id!r}: no event after seq {next_seq - 1} for {idle_timeout:g}s; {why} "
+            "(or pass a larger idle_timeout)"
+        )
+
     async def retrying(read: Callable[[], Awaitable[T]]) -> T:
-        return await _retrying(read, run_id, give_up_at=last_progress + idle_timeout)
+        give_up_at = last_progress + idle_timeout
+        return await _retrying(read, run_id, give_up_at=give_up_at, hung=idle)
 
     await retrying(lambda: infra.store.get_run(run_id))  # RunNotFound before subscribing
     subscription = await retrying(lambda: infra.bus.subscribe(run_id))
@@ -63,12 +74,18 @@ async def _stream(
             # Read the status before the events: a run that was terminal then has all its
             # events in this read, so returning after it cannot miss the terminal event.
             run = await retrying(lambda: infra.store.get_run(run_id))
-            for event in await retrying(partial(infra.store.read_events, run_id, next_seq)):
-                yield event
-                next_seq = event.seq + 1
-                last_progress = time.monotonic()
-                if event.is_terminal:
-                    return
+            while True:
+                page = await retrying(
+                    partial(infra.store.read_events, run_id, next_seq, BACKFILL_PAGE)
+                )
+                for event in page:
+                    yield event
+                    next_seq = event.seq + 1
+                    last_progress = time.monotonic()
+                    if event.is_terminal:
+                        return
+                if len(page) < BACKFILL_PAGE:
+                    break
             if run.status.is_terminal:
                 return  # from_seq lies past the end of a finished run
             # Live: take events straight from the bus while they arrive in order. Only progress
@@ -80,11 +97,7 @@ async def _stream(
                 live = await subscription.next_event(timeout=wait) if wait > 0 else None
                 if live is None:
                     if time.monotonic() - last_progress > idle_timeout:
-                        raise StreamIdleTimeout(
-                            f"run {run_id!r}: no event after seq {next_seq - 1} for "
-                            f"{idle_timeout:g}s; is a worker and an outbox publisher running? "
-                            "(or pass a larger idle_timeout)"
-                        )
+                        raise idle("is a worker and an outbox publisher running?")
                     break  # silence: re-read the store in case the bus dropped something
                 if live.seq < next_seq:
                     continue  # already delivered (backfill overlap or a republished row)
@@ -100,16 +113,29 @@ async def _stream(
         await subscription.aclose()
 
 
-async def _retrying(read: Callable[[], Awaitable[T]], run_id: str, *, give_up_at: float) -> T:
+async def _retrying(
+    read: Callable[[], Awaitable[T]],
+    run_id: str,
+    *,
+    give_up_at: float,
+    hung: Callable[[str], StreamIdleTimeout],
+) -> T:
     """``read()``, retried with backoff while the infrastructure is unavailable, until
-    ``give_up_at`` (monotonic seconds); then its error is raised."""
+    ``give_up_at`` (monotonic seconds); then its error is raised. A read still unanswered then
+    (a hung store) raises ``hung(...)`` at ``give_up_at``: no wait holds the stream past it."""
     delay = 0.1
     while True:
+        deadline = asyncio.timeout(max(give_up_at - time.monotonic(), 0.0))
         try:
-            return await read()
+            async with deadline:
+                return await read()
         except InfraUnavailable as error:
             if time.monotonic() + delay > give_up_at:
                 raise
             log.warning("stream of run %s: %s; retrying in %.1fs", run_id, error, delay)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise hung("the store (or the bus) did not answer in time: is it reachable?") from None
         await asyncio.sleep(delay)
         delay = min(delay * 2, _MAX_RETRY_DELAY)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from agents_run.arguments import require_positive_int
 from agents_run.domain.json_data import (
@@ -98,6 +100,19 @@ class RunEvent:
 
     @classmethod
     def from_json_text(cls, text: str | bytes) -> RunEvent:
+        if isinstance(text, bytes) and b"\\u" not in text:
+            # UTF-8 without escapes: what json parses from it is JSON (str keys, no lone
+            # surrogate, no NUL) but for NaN and infinity, refused here; so no second check.
+            payload = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+            run_id, seq, type_, data = (payload[key] for key in ("run_id", "seq", "type", "data"))
+            if (
+                type(run_id) is str
+                and type(seq) is int
+                and seq >= 1
+                and type_ in _EVENT_TYPE_VALUES
+                and type(data) is dict
+            ):
+                return cls.checked_already(run_id, seq, type_, data)
         return cls.from_json(json.loads(text))
 
     @classmethod
@@ -108,6 +123,17 @@ class RunEvent:
             type=str(payload["type"]),
             data=dict(payload["data"]),
         )
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for JSON numbers here")
+    return value
 
 
 @dataclass(frozen=True)
@@ -154,10 +180,10 @@ def status_after(status: RunStatus, event_type: str) -> RunStatus:
         ) from None
 
 
-@dataclass(frozen=True)
-class NextRunEvent:
+class NextRunEvent(NamedTuple):
     """What an append adds to a run: its event, the run's status after it, and the event's data
-    as the JSON text a store writes (serialised once, where its size was measured)."""
+    as the JSON text a store writes (serialised once, where its size was measured). A tuple: it
+    is built on every append."""
 
     event: RunEvent
     status: RunStatus
