@@ -106,6 +106,8 @@ async def test_a_stream_survives_a_killed_subscription_with_every_seq_once(
 
         bus = redis_infra.bus
         assert await kill_redis_connections(bus.url, bus.client_name, pubsub=True) == 1
+        while bus.subscriber.last_error is None:  # noqa: ASYNC110 - the bus offers no event
+            await asyncio.sleep(0.01)  # the subscriber saw its connection go: the rest is a gap
         resume.set()
         assert await worker is True
         assert await drain_outbox_for_run(run_id) == 3  # published while resubscribing
@@ -120,7 +122,9 @@ async def test_a_stream_survives_a_killed_subscription_with_every_seq_once(
         (6, "RunFinished"),
     ]
     assert await redis_infra.queue.counts() == QueueCounts(waiting=0, active=0)
-    assert any(record.message.startswith("resubscribed to") for record in caplog.records)
+    # Not "resubscribed to": the stream may end from the store before the subscriber is back,
+    # and its close then stops the reconnection (tests/integration/test_redis_bus.py has that).
+    assert any(record.message.startswith("lost or cannot") for record in caplog.records)
 
 
 async def test_150_concurrent_streams_share_one_subscriber_connection_each_seq_once(

@@ -31,6 +31,9 @@ from tests.services import postgres_url, process_env, redis_url
 
 AGENTS = "tests.faults.agents"
 STOP_DEADLINE = 30.0  # for a process to obey SIGTERM (it drains its runs first)
+START_DEADLINE = 60.0  # for a process to log its started line on a loaded machine
+# Each command logs this once its signal handlers are in: SIGTERM before it is the default action.
+STARTED_LINES = {"worker": "worker started:", "publisher": "publisher started"}
 LONG_FAULTS = os.environ.get("AGENTS_RUN_LONG_FAULTS") == "1"
 
 
@@ -47,6 +50,7 @@ class Cluster:
         self.folder = folder
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: dict[int, Path] = {}
+        self._started_lines: dict[int, str] = {}
 
     def start(
         self, command: str, *args: str, env: dict[str, str] | None = None
@@ -62,6 +66,7 @@ class Cluster:
             )
         self.processes.append(process)
         self._logs[process.pid] = log
+        self._started_lines[process.pid] = STARTED_LINES.get(command, "")
         return process
 
     def worker(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -84,20 +89,29 @@ class Cluster:
             for process, log in ((p, self._logs[p.pid]) for p in self.processes)
         )
 
-    def stop_all(self) -> list[str]:
-        """SIGTERM to every live process, SIGKILL to one that outlasts the deadline; what went
-        wrong (a process that ignored SIGTERM or exited with an error after it)."""
-        running = [p for p in self.processes if p.poll() is None]
-        deadline = time.monotonic() + STOP_DEADLINE
-        for process in running:
-            # One still starting (a loaded machine) has no handler yet: SIGTERM would kill it.
-            announces = self._logs[process.pid].name.startswith(("worker", "publisher"))
-            while announces and " started" not in self.log_of(process) and process.poll() is None:
-                if time.monotonic() > deadline:
-                    break
+    def has_started(self, process: subprocess.Popen[bytes]) -> bool:
+        """True once ``process`` logged its started line (it handles SIGTERM from then on)."""
+        return self._started_lines[process.pid] in self.log_of(process)
+
+    def _wait_started(self, processes: list[subprocess.Popen[bytes]]) -> list[str]:
+        """Wait (at most START_DEADLINE) until each process started or ended; what did not."""
+        deadline = time.monotonic() + START_DEADLINE
+        waiting = list(processes)
+        while waiting and time.monotonic() < deadline:
+            waiting = [p for p in waiting if p.poll() is None and not self.has_started(p)]
+            if waiting:
                 time.sleep(0.05)
+        return [f"{self._logs[p.pid].name} never logged that it started" for p in waiting]
+
+    def stop_all(self) -> list[str]:
+        """SIGTERM to every live process once it has started (so it handles the signal), SIGKILL
+        to one that outlasts the deadline; what went wrong (a process that never started,
+        ignored SIGTERM or exited with an error after it)."""
+        running = [p for p in self.processes if p.poll() is None]
+        complaints = self._wait_started(running)
+        for process in running:
             process.send_signal(signal.SIGTERM)
-        complaints = []
+        deadline = time.monotonic() + STOP_DEADLINE
         for process in running:
             try:
                 code = process.wait(timeout=max(deadline - time.monotonic(), 0.1))

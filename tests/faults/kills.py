@@ -19,7 +19,6 @@ from tests.faults.cluster import Cluster, within
 from tests.faults.histories import TERMINAL_TYPES, Streamed
 
 COUNTED_STEPS = "counted-steps"  # the agent of tests/faults/agents.py
-WORKER_STARTED = "worker started:"  # logged once its signal handlers are in
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +58,7 @@ class Workers:
         """Wait until every worker logged that it started (and handles SIGTERM)."""
 
         async def all_started() -> bool:
-            logs = (self.cluster.log_of(process) for process in self.by_pid.values())
-            return all(WORKER_STARTED in log for log in logs)
+            return all(self.cluster.has_started(process) for process in self.by_pid.values())
 
         await within(bound, all_started, "every worker process started")
 

@@ -34,3 +34,10 @@ async def test_killed_workers_runs_resume_elsewhere_and_run_every_step_once(tmp_
             checked = await check_against_store(infra.store, [r.streamed for r in rounds])
     assert checked.streams == kills
     assert counted_steps_problems([r.streamed for r in rounds], log, STEPS) == []
+
+
+async def test_processes_stopped_right_after_their_start_wait_for_it_and_exit_cleanly() -> None:
+    # SIGTERM before a process installs its handlers would end it -15: stop_all waits first.
+    async with running_cluster(services_config_on()) as (cluster, _):
+        cluster.worker()
+        cluster.publisher()

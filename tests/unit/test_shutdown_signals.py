@@ -10,7 +10,7 @@ import asyncio
 import os
 import signal
 
-from agents_run.entrypoints.shutdown import shutdown_on_signals
+from agents_run.entrypoints.shutdown import hold_signals, shutdown_on_signals
 
 DEADLINE = 5.0
 SIGNALS = (signal.SIGUSR1, signal.SIGUSR2)
@@ -49,3 +49,14 @@ async def test_the_handlers_are_removed_when_the_block_ends() -> None:
         assert [signal.getsignal(signum) for signum in SIGNALS] != before
     assert [signal.getsignal(signum) for signum in SIGNALS] == [signal.SIG_DFL] * len(SIGNALS)
     assert not asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+
+
+async def test_a_signal_held_before_the_block_drains_as_soon_as_it_begins() -> None:
+    draining, stop = asyncio.Event(), asyncio.Event()
+    hold_signals(SIGNALS)
+    os.kill(os.getpid(), signal.SIGUSR1)  # during start-up: noted, not the default action
+    with shutdown_on_signals(draining, stop, signals=SIGNALS):
+        assert draining.is_set()
+        assert not stop.is_set()
+        await send(signal.SIGUSR2, until=stop)
+    assert [signal.getsignal(signum) for signum in SIGNALS] == [signal.SIG_DFL] * len(SIGNALS)

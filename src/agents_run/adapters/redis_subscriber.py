@@ -190,11 +190,12 @@ class SharedSubscriber:
             pass  # its messages are ignored, and a reconnection does not subscribe it again
 
     async def stop(self) -> None:
-        """Stop the reader and close the connection (the subscriptions stay registered)."""
+        """Stop the reader and close the connection (the subscriptions stay registered). Waits
+        at most ``connect_timeout`` for the reader to end: a stream closing must never stall."""
         reader, self._reader = self._reader, None
         if reader is not None and not reader.done():
             reader.cancel()
-            await asyncio.wait([reader])
+            await asyncio.wait([reader], timeout=self.connect_timeout)
 
     def _bind_to_running_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -210,15 +211,18 @@ class SharedSubscriber:
     async def _read_forever(self) -> None:
         delay = RECONNECT_DELAY_MIN
         had_outage = False
-        while self._channels:
+        while self._channels and self._reader is asyncio.current_task():
             pubsub = self._client.pubsub()
             try:
-                if not await self._connect(pubsub):
+                # On Python 3.11 redis-py's asyncio.wait_for around a socket write can swallow
+                # stop()'s cancel: a reader stopped meanwhile must not go on reading.
+                if not await self._connect(pubsub) or self._reader is not asyncio.current_task():
                     return
                 if had_outage:
                     log.info("resubscribed to %d channels", len(self._channels))
                 had_outage, delay = False, RECONNECT_DELAY_MIN
                 await self._dispatch_messages(pubsub)
+                return  # stopped
             except CONNECTION_ERRORS as error:
                 self.last_error = error
                 if not had_outage:
@@ -258,7 +262,8 @@ class SharedSubscriber:
 
     async def _dispatch_messages(self, pubsub: PubSub) -> None:
         pinged = False
-        while True:
+        # A PING's write can swallow stop()'s cancel too (see _read_forever): check each turn.
+        while self._reader is asyncio.current_task():
             # A connection that died without a word (a lost network) shows only as silence:
             # after keepalive_interval of it, a PING must be answered within connect_timeout.
             wait = self.connect_timeout if pinged else self.keepalive_interval

@@ -31,7 +31,7 @@ from agents_run.config import (
 from agents_run.entrypoints import guardrails, histories
 from agents_run.entrypoints.demo import run_demo
 from agents_run.entrypoints.formatting import format_event
-from agents_run.entrypoints.shutdown import shutdown_on_signals
+from agents_run.entrypoints.shutdown import hold_signals, shutdown_on_signals
 from agents_run.errors import AgentsRunError, InvalidArgument
 from agents_run.redaction import redact
 
@@ -351,6 +351,8 @@ def _orphan_age(text: str) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in {"worker", "publisher"}:
+        hold_signals()  # a SIGTERM while importing agents or connecting drains once started
     # The long-running processes log a line per run; the one-shot commands only what went wrong.
     long_running = args.command in {"worker", "publisher", "serve"}
     logging.basicConfig(

@@ -12,6 +12,15 @@ from collections.abc import Iterable, Iterator
 log = logging.getLogger("agents_run.shutdown")
 
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_held: list[int] = []  # signals that arrived before shutdown_on_signals was entered
+
+
+def hold_signals(signals: Iterable[signal.Signals] = SHUTDOWN_SIGNALS) -> None:
+    """From now until ``shutdown_on_signals`` is entered, note ``signals`` instead of dying by
+    them; that block then handles each as though it had come inside it. Call it first thing in
+    a long-running command, so a SIGTERM during start-up drains instead of ending it -15."""
+    for signum in signals:
+        signal.signal(signum, lambda received, _frame: _held.append(received))
 
 
 @contextlib.contextmanager
@@ -51,6 +60,9 @@ def shutdown_on_signals(
         for signum in signals:
             loop.add_signal_handler(signum, on_signal, signum)
             installed.append(signum)
+        for held in [number for number in _held if number in installed]:
+            _held.remove(held)
+            on_signal(held)
         yield
     finally:
         for signum in installed:
