@@ -2,7 +2,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-services lint install clean bench bench-quick
+.PHONY: demo test test-services test-long lint install clean bench bench-quick
 
 # The stamp is rebuilt only when pyproject.toml changes, so installs happen when needed and only then.
 $(BIN)/.installed: pyproject.toml
@@ -39,6 +39,14 @@ test-services: install
 	set -x; AGENTS_RUN_BUS_URL='$(TEST_REDIS_URL)' AGENTS_RUN_QUEUE_URL='$(TEST_REDIS_URL)' \
 	AGENTS_RUN_STORE_URL='$(TEST_POSTGRES_URL)' \
 	$(BIN)/pytest --agents-run-services -n 2 --repeat-deterministic=3 tests/integration tests/e2e
+
+# The long forms of the reliability tests (docs/reliability.md): 10,000 generated interleavings,
+# 20 worker kills, the long fault and load tests, on the servers of test-services. Not part of
+# `make test` (about 10 minutes here).
+test-long: install
+	AGENTS_RUN_INTERLEAVINGS=10000 AGENTS_RUN_LONG_FAULTS=1 \
+	AGENTS_RUN_TEST_REDIS_URL='$(TEST_REDIS_URL)' AGENTS_RUN_TEST_POSTGRES_URL='$(TEST_POSTGRES_URL)' \
+	$(BIN)/pytest -p no:randomly -s tests/integration/test_stream_interleavings.py tests/faults
 
 # Benchmarks (docs/benchmarks.md): never part of `make test`. QUICK=1 for a smoke run; the
 # servers as for test-services.

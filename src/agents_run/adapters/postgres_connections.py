@@ -165,9 +165,10 @@ def answered_promptly(
     method: Callable[Concatenate[Store, P], Coroutine[Any, Any, T]],
 ) -> Callable[Concatenate[Store, P], Coroutine[Any, Any, T]]:
     """The store call runs in a task of its own; its caller gets ``InfraUnavailable`` at the
-    call's deadline, or its own cancellation, at once. Either way the call is cancelled behind
-    it, without waiting: psycopg cancels the query on the server (up to 10 s more on a dead
-    network), and a pool still opening is closed."""
+    call's deadline, or its own cancellation, at once. Cut off at its deadline, the call is
+    cancelled behind it (psycopg cancels the query on the server: up to 10 s more on a dead
+    network); left by a cancelled caller it runs to its end, unless it is still opening the
+    pool, which is then closed."""
 
     @functools.wraps(method)
     async def call(self: Store, /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -175,7 +176,13 @@ def answered_promptly(
         try:
             done, _ = await asyncio.wait({task}, timeout=self._connect_timeout * CALL_TIMEOUTS)
         except asyncio.CancelledError:
-            _abandon(task)  # cancelled with its caller, as an awaited call would be
+            if self._pool is None:
+                _abandon(task)  # still opening the pool: closed with it, or its tasks outlive it
+            else:
+                # Let it end on its own (within its call bound): a query cancelled mid-call
+                # costs the server a cancel request and the pool a connection, which an app
+                # that times out many calls (a health check) would run the pool dry with.
+                task.add_done_callback(_retrieve_outcome)
             raise
         if not done:
             _abandon(task)
