@@ -233,18 +233,23 @@ async def test_a_bad_resume_point_answers_422(
     assert open_subscription_run_ids(infra) == []
 
 
+async def subscribed(infra: Infra, run_id: str) -> None:
+    """Until the stream of ``run_id`` holds its subscription: keep-alives run on their own
+    timer, so on Redis the first can come before the SUBSCRIBE is done."""
+
+    async def only_this_run() -> bool:
+        return open_subscription_run_ids(infra) == [run_id]
+
+    await eventually(only_this_run, "the stream subscribed to the run")
+
+
 async def test_a_client_that_leaves_ends_its_stream_and_subscription(
     server: RunningServer, infra: Infra
 ) -> None:
     run_id = await started_run(server)
     async with open_event_stream(server.port, f"/runs/{run_id}/events") as stream:
         await stream.next_frame()  # a keep-alive: the stream is open
-
-        async def subscribed() -> bool:
-            # Keep-alives run on their own timer, so on Redis the first can beat the SUBSCRIBE.
-            return open_subscription_run_ids(infra) == [run_id]
-
-        await eventually(subscribed, "the stream subscribed to the run")
+        await subscribed(infra, run_id)
 
     async def unsubscribed() -> bool:
         return open_subscription_run_ids(infra) == []
@@ -482,11 +487,7 @@ async def test_closing_the_server_ends_open_streams_and_refuses_new_connections(
         running = await stack.enter_async_context(running_server(app, "127.0.0.1", 0, LIMITS))
         async with open_event_stream(running.port, f"/runs/{run_id}/events") as stream:
             await stream.next_frame()  # open
-
-            async def subscribed() -> bool:
-                return open_subscription_run_ids(infra) == [run_id]
-
-            await eventually(subscribed, "the stream subscribed to the run")
+            await subscribed(infra, run_id)
             await asyncio.wait_for(stack.aclose(), DEADLINE)
             assert await stream.events_to_the_end() == []
     assert open_subscription_run_ids(infra) == []
