@@ -61,14 +61,29 @@ class Researcher:
             yield {"summary": summary}
 
 
-async def vanish_mid_run(infra: Infra, researcher: Researcher) -> tuple[str, asyncio.Task[bool]]:
-    researcher.register()
-    run_id = await start_run(researcher.name, {"q": "tides"})
+async def lapse_mid_run(
+    infra: Infra, agent: str, input: JsonObject, hung: asyncio.Event
+) -> tuple[str, asyncio.Task[bool]]:
+    """A run of ``agent`` whose worker hangs once ``hung`` is set, then lets its lease lapse."""
+    run_id = await start_run(agent, input)
     worker = asyncio.create_task(run_worker_once())
-    await asyncio.wait_for(researcher.vanished.wait(), DEADLINE)
+    await asyncio.wait_for(hung.wait(), DEADLINE)
     assert isinstance(infra.clock, ManualClock)
     infra.clock.advance(infra.lease_seconds)  # it renews no more: its lease lapses
     return run_id, worker
+
+
+async def taken_over_after_lapse(infra: Infra, agent: str, hung: asyncio.Event) -> str:
+    """``lapse_mid_run``, then the run taken over (and resumed) here."""
+    run_id, worker = await lapse_mid_run(infra, agent, {}, hung)
+    assert await take_over_lapsed_runs() == [run_id]
+    await forget(worker)
+    return run_id
+
+
+async def vanish_mid_run(infra: Infra, researcher: Researcher) -> tuple[str, asyncio.Task[bool]]:
+    researcher.register()
+    return await lapse_mid_run(infra, researcher.name, {"q": "tides"}, researcher.vanished)
 
 
 async def forget(worker: asyncio.Task[Any]) -> None:
@@ -147,13 +162,7 @@ async def test_a_yield_differing_from_the_record_is_reported_with_both_values(
         hung.set()
         await asyncio.Event().wait()
 
-    run_id = await start_run("counts", {})
-    worker = asyncio.create_task(run_worker_once())
-    await asyncio.wait_for(hung.wait(), DEADLINE)
-    assert isinstance(infra.clock, ManualClock)
-    infra.clock.advance(infra.lease_seconds)
-    assert await take_over_lapsed_runs() == [run_id]
-    await forget(worker)
+    run_id = await taken_over_after_lapse(infra, "counts", hung)
     assert (await history(infra, run_id))[-2:] == [
         ("RunResumed", {"attempt": 2, "resumed_after_seq": 2}),
         (
@@ -180,13 +189,7 @@ async def test_an_agent_that_ends_before_its_recorded_steps_is_a_divergence(
             hung.set()
             await asyncio.Event().wait()
 
-    run_id = await start_run("shrinks", {})
-    worker = asyncio.create_task(run_worker_once())
-    await asyncio.wait_for(hung.wait(), DEADLINE)
-    assert isinstance(infra.clock, ManualClock)
-    infra.clock.advance(infra.lease_seconds)
-    assert await take_over_lapsed_runs() == [run_id]
-    await forget(worker)
+    run_id = await taken_over_after_lapse(infra, "shrinks", hung)
     _, last_data = (await history(infra, run_id))[-1]
     assert last_data["message"] == (
         'the agent departed from the run\'s record at seq 2 RunStep: recorded {"step": 1}, '
